@@ -1,0 +1,146 @@
+"""
+Messages a game actor receives, and the replies it gives.
+
+Point of view: the game actor's. Commands come from players through the
+transport layer (``player`` is the authenticated user id); replies are
+immutable views. An ask whose command is refused raises the matching
+:mod:`livegame.errors` error (409, 422, ...) at the asker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from livegame.actors.game.events import Color, GameEvent, MovePlayed, Status
+
+
+class Subscriber(Protocol):
+    """A watcher of one game: a WebSocket connection, a fan-out bridge..."""
+
+    def deliver(self, event: GameEvent) -> None:
+        """Take one event; must not block. Events arrive in seq order."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClockView:
+    white_ms: int
+    black_ms: int
+    increment_ms: int
+    # The side whose clock runs now; None before the first move or at the end.
+    running: Color | None
+
+
+@dataclass(frozen=True, slots=True)
+class GameView:
+    id: str
+    white: str
+    black: str
+    status: Status
+    winner: Color | None
+    reason: str | None
+    fen: str
+    ply: int
+    turn: Color
+    moves: tuple[str, ...]
+    clock: ClockView | None
+    draw_offer: Color | None
+    created_at_ms: int
+    updated_at_ms: int
+    # The seq of the last event, so watchers can order views and events.
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MoveResult:
+    ply: int
+    uci: str
+    san: str
+    fen: str
+    status: Status
+    winner: Color | None
+    reason: str | None
+    clock: ClockView | None
+
+
+# Commands. Each reply is given in the comment after the class name.
+
+
+@dataclass(frozen=True, slots=True)
+class PlayMove:  # -> MoveResult
+    player: str
+    uci: str
+    # The ply the player has seen: the first move is sent with ply 0.
+    ply: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resign:  # -> GameView
+    player: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDraw:  # -> GameView
+    player: str
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptDraw:  # -> GameView
+    player: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeclineDraw:  # -> GameView
+    player: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDraw:  # -> GameView
+    player: str
+
+
+@dataclass(frozen=True, slots=True)
+class Abort:  # -> GameView
+    player: str
+
+
+GameAction = Resign | OfferDraw | AcceptDraw | DeclineDraw | ClaimDraw | Abort
+
+
+@dataclass(frozen=True, slots=True)
+class GetGame:  # -> GameView
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class GetMoves:  # -> tuple[MovePlayed, ...]
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:  # -> Subscribed
+    subscriber: Subscriber
+    # Deliver moves after this ply; None for none.
+    since: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    view: GameView
+    # The moves with ply > since, in order, delivered with the reply.
+    missed: tuple[MovePlayed, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:  # -> None
+    subscriber: Subscriber
+
+
+GameMessage = (
+    PlayMove
+    | GameAction
+    | GetGame
+    | GetMoves
+    | Subscribe
+    | Unsubscribe
+)
