@@ -21,7 +21,7 @@ import anyio
 import structlog
 
 from livegame.actors.actor import Actor, ActorContext
-from livegame.actors.envelope import Envelope
+from livegame.actors.envelope import Envelope, fail
 from livegame.actors.errors import ActorCrashed, ActorKilled, ActorStopped
 from livegame.actors.mailbox import Mailbox
 from livegame.actors.ref import ActorRef
@@ -100,7 +100,9 @@ class ActorCell(Generic[M]):
         self.path = path
         self.parent = parent
         self._factory = factory
-        self.mailbox: Mailbox[Envelope[M]] = Mailbox(capacity)
+        self.mailbox: Mailbox[Envelope] = Mailbox(capacity)
+        # True once the cell refuses new messages (stopping or stopped).
+        self.closed = False
         self.ref: ActorRef[M] = ActorRef(self)
         self.timers: Timers[M] = Timers(self)
         self._context: ActorContext[M] = ActorContext(self)
@@ -119,9 +121,13 @@ class ActorCell(Generic[M]):
         self._interrupt: tuple[BaseException, bool] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._done = anyio.Event()
+        # Set when the first instance has started, or the cell has ended.
+        self._started = anyio.Event()
         self.processed = 0
         self.restarts = 0
         self.last_failure: Failure | None = None
+        # Why the actor refused to start (an unknown game...), if it did.
+        self.refusal: LiveGameError | None = None
         self.created_at = time.monotonic()
         self.started_at = self.created_at
         # When the last batch of messages ended, for passivation.
@@ -136,7 +142,7 @@ class ActorCell(Generic[M]):
     @property
     def stopped(self) -> bool:
         """Whether the cell refuses new messages (stopping or stopped)."""
-        return self.status is Status.STOPPING or self.status is Status.STOPPED
+        return self.closed
 
     @property
     def idle(self) -> bool:
@@ -149,14 +155,14 @@ class ActorCell(Generic[M]):
 
     # What others call. All of it is synchronous and never blocks.
 
-    def enqueue(self, envelope: Envelope[M]) -> None:
-        if self.status is Status.STOPPING or self.status is Status.STOPPED:
+    def enqueue(self, envelope: Envelope) -> None:
+        if self.closed:
             raise ActorStopped(f"{self.path} has stopped", actor=self.path)
         self.mailbox.put_nowait(envelope)
         if self._waiter is not None:
             self._wake()
 
-    def enqueue_system(self, envelope: Envelope[M]) -> None:
+    def enqueue_system(self, envelope: Envelope) -> None:
         """Queue a runtime message (a child's crash...) even past capacity."""
         if self.status is Status.STOPPED:
             raise ActorStopped(f"{self.path} has stopped", actor=self.path)
@@ -198,11 +204,16 @@ class ActorCell(Generic[M]):
         if self.stopped:
             return
         self.status = Status.STOPPING
+        self.closed = True
         self._control.appendleft(_STOP)
         self._wake()
 
     async def wait_stopped(self) -> None:
         await self._done.wait()
+
+    async def wait_started(self) -> None:
+        """Wait until ``on_start`` has run (or the cell ended trying)."""
+        await self._started.wait()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -251,26 +262,34 @@ class ActorCell(Generic[M]):
         receive = self._instance.receive
         mailbox = self.mailbox
         control = self._control
-        while mailbox and not control:
-            envelope = mailbox.get_nowait()
-            self._busy = True
-            try:
-                envelope.reply(await receive(envelope.message))
-            except LiveGameError as exc:
-                # A refusal, not a crash: the asker learns why.
-                envelope.fail(exc)
-            except asyncio.CancelledError:
-                if not self._absorb_interrupt(envelope):
-                    raise
-                return
-            except Exception as exc:
-                envelope.fail(self._crashed(envelope, exc))
-                self._fail(exc)
-                return
-            finally:
-                self._busy = False
-                self.processed += 1
-        self.last_active = time.monotonic()
+        handled = 0
+        try:
+            while mailbox and not control:
+                envelope = mailbox.popleft()
+                handled += 1
+                self._busy = True
+                try:
+                    result = await receive(envelope[0])
+                except LiveGameError as exc:
+                    # A refusal, not a crash: the asker learns why.
+                    fail(envelope, exc)
+                except asyncio.CancelledError:
+                    if not self._absorb_interrupt(envelope):
+                        raise
+                    return
+                except Exception as exc:
+                    fail(envelope, self._crashed(envelope, exc))
+                    self._fail(exc)
+                    return
+                else:
+                    future = envelope[1]
+                    if future is not None and not future.done():
+                        future.set_result(result)
+                finally:
+                    self._busy = False
+        finally:
+            self.processed += handled
+            self.last_active = time.monotonic()
 
     async def _handle_signal(self, signal: _Fail | _Restart) -> None:
         if isinstance(signal, _Fail):
@@ -314,12 +333,15 @@ class ActorCell(Generic[M]):
         if self.status is not Status.STOPPING:
             self.status = Status.RUNNING
         self.started_at = time.monotonic()
+        self._started.set()
 
     def _refuse_all(self, error: LiveGameError) -> None:
+        self.refusal = error
         self.status = Status.STOPPING
+        self.closed = True
         self._control.appendleft(_STOP)
         for envelope in self.mailbox.drain():
-            envelope.fail(error)
+            fail(envelope, error)
 
     async def _retire_instance(self) -> None:
         instance, self._instance = self._instance, None
@@ -334,11 +356,13 @@ class ActorCell(Generic[M]):
 
     async def _finish(self) -> None:
         self.status = Status.STOPPING
+        self.closed = True
         await self._retire_instance()
         for envelope in self.mailbox.drain():
-            envelope.fail(ActorStopped(f"{self.path} stopped", actor=self.path))
+            fail(envelope, ActorStopped(f"{self.path} stopped", actor=self.path))
         self.status = Status.STOPPED
         self.system._unregister(self)
+        self._started.set()
         self._done.set()
         self.parent.child_stopped(self)
 
@@ -351,7 +375,7 @@ class ActorCell(Generic[M]):
             return False
         return True
 
-    def _absorb_interrupt(self, envelope: Envelope[M] | None) -> bool:
+    def _absorb_interrupt(self, envelope: Envelope | None) -> bool:
         """Turn our own cancellation into a failure; False if it is not ours."""
         if self._interrupt is None:
             return False
@@ -361,13 +385,13 @@ class ActorCell(Generic[M]):
         if task is not None:
             task.uncancel()
         if envelope is not None:
-            envelope.fail(self._crashed(envelope, error))
+            fail(envelope, self._crashed(envelope, error))
         if report:
             self._fail(error)
         return True
 
-    def _crashed(self, envelope: Envelope[M], error: BaseException) -> ActorCrashed:
-        message = type(envelope.message).__name__
+    def _crashed(self, envelope: Envelope, error: BaseException) -> ActorCrashed:
+        message = type(envelope[0]).__name__
         crashed = ActorCrashed(
             f"{self.path} crashed handling {message}: {error!r}", actor=self.path
         )

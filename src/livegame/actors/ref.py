@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from livegame.actors.envelope import Envelope
-from livegame.actors.errors import AskTimeout
+from livegame.actors.errors import ActorStopped, AskTimeout
 
 if TYPE_CHECKING:
     from livegame.actors.cell import ActorCell
@@ -54,7 +53,16 @@ class ActorRef(Generic[M]):
             MailboxFull: the mailbox is at capacity; nothing was queued.
             ActorStopped: the actor has stopped.
         """
-        self._cell.enqueue(Envelope(message))
+        # The cell's enqueue, inlined: this is the hottest path of the runtime.
+        cell = self._cell
+        mailbox = cell.mailbox
+        if cell.closed:
+            raise ActorStopped(f"{self.path} has stopped", actor=self.path)
+        if len(mailbox) >= mailbox.capacity:
+            raise mailbox.refuse()
+        mailbox.append((message, None))
+        if cell._waiter is not None:
+            cell._wake()
 
     async def ask(self, message: M, timeout: float = DEFAULT_ASK_TIMEOUT) -> Any:
         """
@@ -69,7 +77,7 @@ class ActorRef(Generic[M]):
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._cell.enqueue(Envelope(message, future))
+        self._cell.enqueue((message, future))
         handle = loop.call_later(timeout, _expire, future, self.path, timeout)
         try:
             return await future

@@ -31,8 +31,18 @@ class NodeGuardian:
         pass
 
 
-def spawn_root(
+async def spawn_root(
     system: ActorSystem, factory: Callable[[], Supervisor], path: str = "/"
 ) -> ActorRef[Any]:
-    """Start the root supervisor of ``system`` at ``path``."""
-    return system.spawn(factory, path, parent=NodeGuardian(system)).ref
+    """Start the root supervisor of ``system`` at ``path`` and wait for its tree."""
+    cell = system.spawn(factory, path, parent=NodeGuardian(system))
+    # Supervisors spawn their children while starting: wait until no new
+    # cell appears, so the whole tree is up when this returns.
+    seen: set[str] = set()
+    while len(seen) < len(system):
+        for child in system.cells():
+            if child.path not in seen:
+                seen.add(child.path)
+                await child.wait_started()
+
+    return cell.ref

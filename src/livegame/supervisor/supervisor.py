@@ -18,7 +18,6 @@ import structlog
 
 from livegame.actors.actor import Actor
 from livegame.actors.cell import ActorCell
-from livegame.actors.envelope import Envelope
 from livegame.actors.errors import ActorCrashed, ActorError, ActorExists
 from livegame.actors.ref import ActorRef
 from livegame.actors.system import DEFAULT_CAPACITY
@@ -85,7 +84,7 @@ class SupervisorLink:
     def _send(self, message: ChildFailed | ChildStopped) -> None:
         # A stopped supervisor has nobody left to decide for.
         with contextlib.suppress(ActorError):
-            self._cell.enqueue_system(Envelope(message))
+            self._cell.enqueue_system((message, None))
 
 
 @dataclass(slots=True)
