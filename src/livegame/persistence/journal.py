@@ -1,0 +1,198 @@
+"""
+The PostgreSQL journal: the game actor's durable log.
+
+Writes (create, append) go to the writer, which commits them in groups;
+reads (load, board) and claims go straight to the pool. The semantics are
+those of :class:`livegame.actors.game.journal.InMemoryJournal`, a little
+stricter: a move's ply must follow the game's ply, and nothing may be
+appended after the game has ended (:class:`~livegame.errors.GameOver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import asyncpg
+
+from livegame.actors.game.events import GameCreated, GameEnded, GameEvent, MovePlayed
+from livegame.actors.game.journal import GameHistory
+from livegame.errors import Fenced, GameNotFound, StorageError
+from livegame.persistence._translate import postgres_errors
+from livegame.persistence.codec import state_from_row, to_ms
+from livegame.persistence.requests import (
+    AppendEvents,
+    CreateGame,
+    PendingWrite,
+    WriteRequest,
+    WriteSink,
+)
+from livegame.persistence.state import GameState
+
+_GAME = """
+SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
+       initial_ms, increment_ms, white_ms, black_ms, draw_offer, epoch,
+       ended_seq, ended_ply, ended_at, created_at, updated_at
+FROM games WHERE id = $1
+"""
+
+_MOVES = """
+SELECT ply, seq, uci, san, fen, white_ms, black_ms, played_at
+FROM game_moves WHERE game_id = $1 ORDER BY ply
+"""
+
+_CLAIM = "UPDATE games SET epoch = $2 WHERE id = $1 AND epoch <= $2 RETURNING id"
+
+
+class PostgresJournal:
+    """
+    A :class:`~livegame.actors.game.journal.Journal` on PostgreSQL.
+
+    Args:
+        pool: the shared asyncpg pool, for reads and claims.
+        writer: where writes go: a started
+            :class:`~livegame.persistence.committer.GroupCommitter`, or
+            :class:`~livegame.persistence.writer.WriterSink` for the writer
+            actor.
+        reply_timeout: seconds to wait for the writer's verdict before
+            raising StorageError; the write may still commit afterwards.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, writer: WriteSink, *, reply_timeout: float = 30.0
+    ) -> None:
+        self._pool = pool
+        self._writer = writer
+        self._reply_timeout = reply_timeout
+
+    def __repr__(self) -> str:
+        return f"<PostgresJournal writer={self._writer!r}>"
+
+    async def create(self, event: GameCreated) -> None:
+        await self._write(CreateGame(event))
+
+    async def append(
+        self, game_id: str, epoch: int, events: Sequence[GameEvent]
+    ) -> None:
+        for event in events:
+            if event.game_id != game_id:
+                raise ValueError(f"event of game {event.game_id} appended to {game_id}")
+        await self._write(AppendEvents(game_id, epoch, tuple(events)))
+
+    async def load(self, game_id: str) -> GameHistory | None:
+        # One snapshot for both reads, so the moves match the row.
+        with postgres_errors("load", game_id=game_id):
+            async with (
+                self._pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                game = await conn.fetchrow(_GAME, game_id)
+                moves = await conn.fetch(_MOVES, game_id) if game else []
+
+        if game is None:
+            return None
+        return _history(game, moves)
+
+    async def board(self, game_id: str) -> GameState | None:
+        """Return the game's latest state from its row, or None if unknown."""
+        with postgres_errors("board", game_id=game_id):
+            game = await self._pool.fetchrow(_GAME, game_id)
+
+        return None if game is None else state_from_row(game)
+
+    async def claim(self, game_id: str, epoch: int) -> None:
+        """
+        Make ``epoch`` the game's owner epoch, fencing every older owner.
+
+        Call it after winning the directory claim and before serving moves.
+
+        Raises:
+            GameNotFound: no such game.
+            Fenced: the game's epoch is newer than ``epoch``; the context's
+                ``owner_epoch`` says which, so a caller can claim above it.
+        """
+        with postgres_errors("claim", game_id=game_id, epoch=epoch):
+            claimed = await self._pool.fetchval(_CLAIM, game_id, epoch)
+            if claimed is not None:
+                return
+            current = await self._pool.fetchval(
+                "SELECT epoch FROM games WHERE id = $1", game_id
+            )
+
+        if current is None:
+            raise GameNotFound("unknown game", game_id=game_id)
+        raise Fenced(
+            "a newer owner holds the game",
+            game_id=game_id,
+            epoch=epoch,
+            owner_epoch=current,
+        )
+
+    async def _write(self, request: WriteRequest) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
+        self._writer.send(PendingWrite(request, done))
+        try:
+            await asyncio.wait_for(asyncio.shield(done), self._reply_timeout)
+        except TimeoutError as exc:
+            raise StorageError(
+                "the writer did not answer in time", game_id=request.game_id
+            ) from exc
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    # A caller that timed out no longer awaits: mark the outcome as seen.
+    if not done.cancelled():
+        done.exception()
+
+
+def _history(game: asyncpg.Record, moves: list[asyncpg.Record]) -> GameHistory:
+    game_id = game["id"]
+    created = GameCreated(
+        game_id=game_id,
+        seq=game["created_seq"],
+        white=game["white"],
+        black=game["black"],
+        initial_ms=game["initial_ms"],
+        increment_ms=game["increment_ms"],
+        at_ms=to_ms(game["created_at"]),
+    )
+    played = tuple(_move(game_id, row) for row in moves)
+
+    return GameHistory(
+        created=created,
+        moves=played,
+        ended=_ended(game),
+        draw_offer=game["draw_offer"],
+        last_seq=game["last_seq"],
+    )
+
+
+def _move(game_id: str, row: asyncpg.Record) -> MovePlayed:
+    return MovePlayed(
+        game_id=game_id,
+        seq=row["seq"],
+        ply=row["ply"],
+        uci=row["uci"],
+        san=row["san"],
+        fen=row["fen"],
+        white_ms=row["white_ms"],
+        black_ms=row["black_ms"],
+        at_ms=to_ms(row["played_at"]),
+    )
+
+
+def _ended(game: asyncpg.Record) -> GameEnded | None:
+    if game["ended_seq"] is None:
+        return None
+    return GameEnded(
+        game_id=game["id"],
+        seq=game["ended_seq"],
+        ply=game["ended_ply"],
+        status=game["status"],
+        winner=game["winner"],
+        reason=game["reason"],
+        white_ms=game["white_ms"],
+        black_ms=game["black_ms"],
+        at_ms=to_ms(game["ended_at"]),
+    )

@@ -1,0 +1,162 @@
+"""
+A game's state after its last journaled event, and how events change it.
+
+This is what the ``games`` row and the Redis cache hold: enough to answer
+``GET /board`` and to check an append, without the move list. The functions
+here are pure: the writer runs them under the game's row lock, so their
+verdict (fenced, seq conflict, game over) holds for the whole transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import chess
+
+from livegame.actors.game.events import (
+    Color,
+    DrawDeclined,
+    DrawOffered,
+    GameCreated,
+    GameEnded,
+    GameEvent,
+    MovePlayed,
+    Status,
+)
+from livegame.errors import Conflict, Fenced, GameOver
+
+
+@dataclass(frozen=True, slots=True)
+class GameState:
+    """The latest state of one game, as stored and cached."""
+
+    game_id: str
+    fen: str
+    ply: int
+    # The seq of the last event: a cached state agrees with PostgreSQL when
+    # its seq equals the row's last_seq.
+    seq: int
+    status: Status
+    winner: Color | None
+    reason: str | None
+    white_ms: int | None
+    black_ms: int | None
+    increment_ms: int
+    draw_offer: Color | None
+    updated_at_ms: int
+
+    @property
+    def turn(self) -> Color:
+        return "white" if self.ply % 2 == 0 else "black"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedState:
+    """A game's state plus the owner epoch that fences its writers."""
+
+    state: GameState
+    epoch: int
+
+
+def initial_state(created: GameCreated) -> GameState:
+    """Return the state of a game that has just been created."""
+    return GameState(
+        game_id=created.game_id,
+        fen=chess.STARTING_FEN,
+        ply=0,
+        seq=created.seq,
+        status="started",
+        winner=None,
+        reason=None,
+        white_ms=created.initial_ms,
+        black_ms=created.initial_ms,
+        increment_ms=created.increment_ms,
+        draw_offer=None,
+        updated_at_ms=created.at_ms,
+    )
+
+
+def advance(state: GameState, event: GameEvent) -> GameState:
+    """Return the state after ``event``; the event is assumed valid."""
+    if isinstance(event, MovePlayed):
+        return replace(
+            state,
+            fen=event.fen,
+            ply=event.ply,
+            seq=event.seq,
+            white_ms=event.white_ms,
+            black_ms=event.black_ms,
+            draw_offer=None,
+            updated_at_ms=event.at_ms,
+        )
+    if isinstance(event, DrawOffered):
+        return replace(
+            state, seq=event.seq, draw_offer=event.by, updated_at_ms=event.at_ms
+        )
+    if isinstance(event, DrawDeclined):
+        return replace(state, seq=event.seq, draw_offer=None, updated_at_ms=event.at_ms)
+    if isinstance(event, GameEnded):
+        return replace(
+            state,
+            seq=event.seq,
+            status=event.status,
+            winner=event.winner,
+            reason=event.reason,
+            white_ms=event.white_ms,
+            black_ms=event.black_ms,
+            draw_offer=None,
+            updated_at_ms=event.at_ms,
+        )
+    raise Conflict(
+        "a game_created event cannot be appended",
+        game_id=state.game_id,
+        seq=event.seq,
+    )
+
+
+def check_append(
+    owned: OwnedState, epoch: int, events: Sequence[GameEvent]
+) -> OwnedState:
+    """
+    Return the state after appending ``events`` with owner ``epoch``.
+
+    Raises:
+        Fenced: ``epoch`` is older than the game's owner epoch.
+        GameOver: the game has ended; nothing may follow its end.
+        Conflict: an event's seq is not the next one, or a move's ply is not.
+    """
+    state = owned.state
+    if epoch < owned.epoch:
+        raise Fenced(
+            "a newer owner holds the game",
+            game_id=state.game_id,
+            epoch=epoch,
+            owner_epoch=owned.epoch,
+        )
+
+    for event in events:
+        state = _check_event(state, event)
+
+    return OwnedState(state, max(epoch, owned.epoch))
+
+
+def _check_event(state: GameState, event: GameEvent) -> GameState:
+    if state.status != "started":
+        raise GameOver("the game has ended", game_id=state.game_id, seq=event.seq)
+    if event.seq != state.seq + 1:
+        raise Conflict(
+            f"seq {event.seq} is taken or leaves a gap after {state.seq}",
+            game_id=state.game_id,
+            seq=event.seq,
+            last_seq=state.seq,
+        )
+    if isinstance(event, MovePlayed) and event.ply != state.ply + 1:
+        raise Conflict(
+            f"ply {event.ply} is taken or leaves a gap after {state.ply}",
+            game_id=state.game_id,
+            ply=event.ply,
+            move=event.uci,
+        )
+
+    return advance(state, event)
