@@ -1,0 +1,186 @@
+"""
+What clients send: HTTP request bodies and WebSocket frames.
+
+Point of view: the server's. Inbound means client to server; each message is
+parsed strictly (no unknown fields, no wrong types) into a frozen dataclass,
+and the limits below are the contract's (the OpenAPI document reuses them).
+A UCI string of the wrong shape is an illegal move (422), like a well-formed
+move the position does not allow.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from livegame.actors.game.messages import (
+    Abort,
+    AcceptDraw,
+    ClaimDraw,
+    DeclineDraw,
+    GameAction,
+    OfferDraw,
+    Resign,
+)
+from livegame.errors import IllegalMove
+from livegame.transport.codec import (
+    JsonObject,
+    decode_object,
+    read_int,
+    read_optional_int,
+    read_optional_object,
+    read_optional_str,
+    read_str,
+    reject_unknown,
+)
+from livegame.transport.errors import InvalidField, MalformedJSON, UnknownType
+
+GAME_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+USER_ID_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,64}")
+UCI_PATTERN: Final = re.compile(r"[a-h][1-8][a-h][1-8][qrbn]?")
+MAX_PLY: Final = 100_000
+MAX_INITIAL_SECONDS: Final = 10_800
+MAX_INCREMENT_SECONDS: Final = 600
+MAX_RID_CHARS: Final = 64
+
+# The WebSocket action types and the game command each one becomes.
+ACTIONS: Final[dict[str, type[GameAction]]] = {
+    "resign": Resign,
+    "draw_offer": OfferDraw,
+    "draw_accept": AcceptDraw,
+    "draw_decline": DeclineDraw,
+    "draw_claim": ClaimDraw,
+    "abort": Abort,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CreateGameBody:
+    white: str
+    black: str
+    # (initial seconds, increment seconds), or None for an untimed game.
+    clock: tuple[int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveBody:
+    uci: str
+    # The ply the player has seen.
+    ply: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeFrame:
+    game: str
+    since: int | None
+    rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveFrame:
+    game: str
+    move: MoveBody
+    rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionFrame:
+    game: str
+    action: type[GameAction]
+    # The wire name of the action, e.g. "draw_offer".
+    name: str
+    rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PingFrame:
+    rid: str | None
+
+
+ClientFrame = SubscribeFrame | MoveFrame | ActionFrame | PingFrame
+
+
+def parse_create_game(raw: bytes) -> CreateGameBody:
+    """Parse the body of ``POST /api/games``."""
+    body = decode_object(raw)
+    reject_unknown(body, frozenset({"white", "black", "clock"}), "game")
+    white = read_str(body, "white", pattern=USER_ID_PATTERN)
+    black = read_str(body, "black", pattern=USER_ID_PATTERN)
+    if white == black:
+        raise InvalidField("white and black must be different players")
+
+    return CreateGameBody(white, black, _clock(read_optional_object(body, "clock")))
+
+
+def _clock(clock: JsonObject | None) -> tuple[int, int] | None:
+    if clock is None:
+        return None
+
+    reject_unknown(clock, frozenset({"initial", "increment"}), "clock")
+    initial = read_int(clock, "initial", low=1, high=MAX_INITIAL_SECONDS)
+    increment = read_int(clock, "increment", low=0, high=MAX_INCREMENT_SECONDS)
+
+    return initial, increment
+
+
+def parse_move(raw: bytes) -> MoveBody:
+    """Parse the body of ``POST /api/games/{id}/moves``."""
+    body = decode_object(raw)
+    reject_unknown(body, frozenset({"uci", "ply"}), "move")
+
+    return _move(body)
+
+
+def _move(document: JsonObject) -> MoveBody:
+    uci = read_str(document, "uci", max_len=5)
+    ply = read_int(document, "ply", low=0, high=MAX_PLY)
+    if not UCI_PATTERN.fullmatch(uci):
+        raise IllegalMove(f"'{uci}' is not a UCI move such as e2e4 or e7e8q")
+
+    return MoveBody(uci, ply)
+
+
+def parse_frame(raw: str) -> ClientFrame:
+    """Parse one WebSocket text frame."""
+    frame = decode_object(raw)
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        raise InvalidField("field 'type' is required and must be a string")
+
+    rid = read_optional_str(frame, "rid", max_len=MAX_RID_CHARS)
+    if kind == "ping":
+        reject_unknown(frame, frozenset({"type", "rid"}), kind)
+        return PingFrame(rid)
+
+    if kind == "subscribe":
+        reject_unknown(frame, frozenset({"type", "rid", "game", "since"}), kind)
+        since = read_optional_int(frame, "since", low=0, high=MAX_PLY)
+        return SubscribeFrame(_game(frame), since, rid)
+
+    if kind == "move":
+        allowed = frozenset({"type", "rid", "game", "uci", "ply"})
+        reject_unknown(frame, allowed, kind)
+        return MoveFrame(_game(frame), _move(frame), rid)
+
+    if kind in ACTIONS:
+        reject_unknown(frame, frozenset({"type", "rid", "game"}), kind)
+        return ActionFrame(_game(frame), ACTIONS[kind], kind, rid)
+
+    raise UnknownType(f"unknown message type '{kind[:32]}'")
+
+
+def _game(frame: JsonObject) -> str:
+    return read_str(frame, "game", pattern=GAME_ID_PATTERN)
+
+
+def rid_of(raw: str) -> str | None:
+    """Best-effort ``rid`` of a frame that failed to parse, for its error."""
+    try:
+        frame = decode_object(raw)
+    except MalformedJSON:
+        return None
+
+    rid = frame.get("rid")
+
+    return rid if isinstance(rid, str) and len(rid) <= MAX_RID_CHARS else None
