@@ -37,8 +37,8 @@ from livegame.persistence.codec import (
 )
 from livegame.persistence.requests import AppendEvents, CreateGame, WriteRequest
 from livegame.persistence.state import (
-    GameState,
-    OwnedState,
+    BoardState,
+    OwnedBoard,
     advance,
     check_append,
     initial_state,
@@ -112,7 +112,7 @@ class BatchResult:
     """The outcome of each request, in order, and what the batch changed."""
 
     errors: list[LiveGameError | None]
-    states: dict[str, GameState] = field(default_factory=dict)
+    states: dict[str, BoardState] = field(default_factory=dict)
     outbox_rows: int = 0
 
 
@@ -123,12 +123,12 @@ class _Plan:
     moves: list[tuple[object, ...]] = field(default_factory=list)
     outbox: list[tuple[object, ...]] = field(default_factory=list)
     # States of the games created by the batch, as inserted.
-    created: dict[str, GameState] = field(default_factory=dict)
+    created: dict[str, BoardState] = field(default_factory=dict)
     # States of the games appended to, after their last accepted append.
-    appended: dict[str, OwnedState] = field(default_factory=dict)
+    appended: dict[str, OwnedBoard] = field(default_factory=dict)
     ended: dict[str, GameEnded] = field(default_factory=dict)
 
-    def states(self) -> dict[str, GameState]:
+    def states(self) -> dict[str, BoardState]:
         states = dict(self.created)
         states.update((gid, owned.state) for gid, owned in self.appended.items())
         return states
@@ -281,7 +281,7 @@ async def _append_events(
 
 
 def _plan_append(
-    request: AppendEvents, locked: dict[str, OwnedState], plan: _Plan
+    request: AppendEvents, locked: dict[str, OwnedBoard], plan: _Plan
 ) -> LiveGameError | None:
     owned = locked.get(request.game_id)
     if owned is None:
@@ -300,7 +300,7 @@ def _plan_append(
     return None
 
 
-def _plan_rows(state: GameState, request: AppendEvents, plan: _Plan) -> None:
+def _plan_rows(state: BoardState, request: AppendEvents, plan: _Plan) -> None:
     for event in request.events:
         state = advance(state, event)
         plan.outbox.append(_outbox_row(event, state))
@@ -310,8 +310,8 @@ def _plan_rows(state: GameState, request: AppendEvents, plan: _Plan) -> None:
             plan.ended[event.game_id] = event
 
 
-def _owned_state(row: asyncpg.Record) -> OwnedState:
-    return OwnedState(state_from_row(row), row["epoch"])
+def _owned_state(row: asyncpg.Record) -> OwnedBoard:
+    return OwnedBoard(state_from_row(row), row["epoch"])
 
 
 def _move_row(event: MovePlayed) -> tuple[object, ...]:
@@ -328,7 +328,7 @@ def _move_row(event: MovePlayed) -> tuple[object, ...]:
     )
 
 
-def _outbox_row(event: GameEvent, after: GameState) -> tuple[object, ...]:
+def _outbox_row(event: GameEvent, after: BoardState) -> tuple[object, ...]:
     payload = encode_json(outbox_payload(event, after))
     return (event_id(event), event.game_id, event.seq, event.type, payload)
 
@@ -346,7 +346,7 @@ async def _write_plan(conn: asyncpg.Connection, plan: _Plan) -> None:
         await conn.execute(_UPDATE_GAMES, *_columns(rows, 15))
 
 
-def _game_row(owned: OwnedState, ended: GameEnded | None) -> tuple[object, ...]:
+def _game_row(owned: OwnedBoard, ended: GameEnded | None) -> tuple[object, ...]:
     state = owned.state
     return (
         state.game_id,

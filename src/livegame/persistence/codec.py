@@ -24,7 +24,7 @@ from livegame.actors.game.events import (
     MovePlayed,
     event_id,
 )
-from livegame.persistence.state import GameState
+from livegame.persistence.state import BoardState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -40,7 +40,7 @@ def to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-def outbox_payload(event: GameEvent, after: GameState) -> dict[str, Any]:
+def outbox_payload(event: GameEvent, after: BoardState) -> dict[str, Any]:
     """Return the Kafka value of ``event``, given the game's state after it."""
     payload: dict[str, Any] = {
         "event_id": event_id(event),
@@ -94,9 +94,9 @@ def decode_json(value: str | bytes) -> dict[str, Any]:
     return decoded
 
 
-def state_from_row(row: asyncpg.Record) -> GameState:
+def state_from_row(row: asyncpg.Record) -> BoardState:
     """Return the state held by a ``games`` row."""
-    return GameState(
+    return BoardState(
         game_id=row["id"],
         fen=row["fen"],
         ply=row["ply"],

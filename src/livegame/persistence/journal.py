@@ -27,7 +27,7 @@ from livegame.persistence.requests import (
     WriteRequest,
     WriteSink,
 )
-from livegame.persistence.state import GameState
+from livegame.persistence.state import BoardState
 
 _GAME = """
 SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
@@ -93,7 +93,7 @@ class PostgresJournal:
             return None
         return _history(game, moves)
 
-    async def board(self, game_id: str) -> GameState | None:
+    async def board(self, game_id: str) -> BoardState | None:
         """Return the game's latest state from its row, or None if unknown."""
         with postgres_errors("board", game_id=game_id):
             game = await self._pool.fetchrow(_GAME, game_id)

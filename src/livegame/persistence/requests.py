@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from livegame.actors.game.events import GameCreated, GameEvent
-from livegame.persistence.state import GameState
+from livegame.persistence.state import BoardState
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ class CommittedBatch:
     """What one committed transaction changed."""
 
     # The state after the batch of every game it created or changed.
-    states: Mapping[str, GameState]
+    states: Mapping[str, BoardState]
     # How many outbox rows it wrote: the relay has work when this is positive.
     outbox_rows: int
 

@@ -28,7 +28,7 @@ from livegame.errors import Conflict, Fenced, GameOver
 
 
 @dataclass(frozen=True, slots=True)
-class GameState:
+class BoardState:
     """The latest state of one game, as stored and cached."""
 
     game_id: str
@@ -52,16 +52,16 @@ class GameState:
 
 
 @dataclass(frozen=True, slots=True)
-class OwnedState:
+class OwnedBoard:
     """A game's state plus the owner epoch that fences its writers."""
 
-    state: GameState
+    state: BoardState
     epoch: int
 
 
-def initial_state(created: GameCreated) -> GameState:
+def initial_state(created: GameCreated) -> BoardState:
     """Return the state of a game that has just been created."""
-    return GameState(
+    return BoardState(
         game_id=created.game_id,
         fen=chess.STARTING_FEN,
         ply=0,
@@ -77,7 +77,7 @@ def initial_state(created: GameCreated) -> GameState:
     )
 
 
-def advance(state: GameState, event: GameEvent) -> GameState:
+def advance(state: BoardState, event: GameEvent) -> BoardState:
     """Return the state after ``event``; the event is assumed valid."""
     if isinstance(event, MovePlayed):
         return replace(
@@ -116,8 +116,8 @@ def advance(state: GameState, event: GameEvent) -> GameState:
 
 
 def check_append(
-    owned: OwnedState, epoch: int, events: Sequence[GameEvent]
-) -> OwnedState:
+    owned: OwnedBoard, epoch: int, events: Sequence[GameEvent]
+) -> OwnedBoard:
     """
     Return the state after appending ``events`` with owner ``epoch``.
 
@@ -138,10 +138,10 @@ def check_append(
     for event in events:
         state = _check_event(state, event)
 
-    return OwnedState(state, max(epoch, owned.epoch))
+    return OwnedBoard(state, max(epoch, owned.epoch))
 
 
-def _check_event(state: GameState, event: GameEvent) -> GameState:
+def _check_event(state: BoardState, event: GameEvent) -> BoardState:
     if state.status != "started":
         raise GameOver("the game has ended", game_id=state.game_id, seq=event.seq)
     if event.seq != state.seq + 1:
