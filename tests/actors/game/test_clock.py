@@ -104,11 +104,24 @@ def test_stopping_charges_the_running_side_and_stops_time() -> None:
     assert clock.deadline_ms() is None
 
 
-def test_times_from_a_journal_replace_the_computed_ones() -> None:
-    clock = started().with_times(1_234, 5_678)
+def test_a_press_with_recorded_times_keeps_them() -> None:
+    clock = started().pressed("white", 700, 1_234, 5_678)
 
     assert (clock.white_ms, clock.black_ms) == (1_234, 5_678)
-    assert clock.running == "white"
+    assert (clock.running, clock.since_ms, clock.presses) == ("black", 700, 3)
+
+
+def test_a_recorded_press_obeys_the_untimed_first_moves() -> None:
+    clock = Clock.new(60_000, 0).pressed("white", 5, 60_000, 60_000)
+
+    assert clock.running is None
+    assert clock.pressed("black", 9, 60_000, 60_000).running == "white"
+
+
+def test_a_stop_with_recorded_times_keeps_them() -> None:
+    clock = started().stopped(900, 0, 60_000)
+
+    assert (clock.white_ms, clock.running, clock.since_ms) == (0, None, 900)
 
 
 def test_the_view_shows_times_at_a_moment_and_who_runs() -> None:

@@ -9,6 +9,7 @@ instead, by swapping the board of a fresh game (see :func:`game_from`).
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import chess
@@ -547,6 +548,18 @@ def test_an_event_out_of_order_is_rejected_without_change() -> None:
 
     with pytest.raises(ValueError, match="does not follow"):
         state.apply(events[0])
+
+    assert snapshot(state, 0) == before
+
+
+def test_a_timed_event_without_clocks_is_rejected_without_change() -> None:
+    state = new_game(60_000)
+    move = state.play(WHITE, "e2e4", 0, 0)[0]
+    assert isinstance(move, MovePlayed)
+    before = snapshot(state, 0)
+
+    with pytest.raises(ValueError, match="both clocks"):
+        state.apply(replace(move, white_ms=None))
 
     assert snapshot(state, 0) == before
 

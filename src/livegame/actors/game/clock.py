@@ -16,7 +16,7 @@ A flag falls when a running clock reaches zero: at ``now_ms >= deadline_ms()``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from livegame.actors.game.events import Color
 from livegame.actors.game.messages import ClockView
@@ -91,38 +91,53 @@ class Clock:
         The caller checks :meth:`flagged` first: a move after the flag fell
         is not a move.
         """
-        presses = self.presses + 1
         if self.running is None:
-            # One of the untimed first moves; the second starts the clock.
-            running = other(mover) if presses >= _UNTIMED_MOVES else None
-            return replace(self, running=running, since_ms=now_ms, presses=presses)
+            # One of the untimed first moves: nothing charged, nothing earned.
+            return self.pressed(mover, now_ms, self.white_ms, self.black_ms)
 
         left = self.remaining(mover, now_ms) + self.increment_ms
-        white_ms = left if mover == "white" else self.white_ms
-        black_ms = left if mover == "black" else self.black_ms
+        if mover == "white":
+            return self.pressed(mover, now_ms, left, self.black_ms)
+
+        return self.pressed(mover, now_ms, self.white_ms, left)
+
+    def pressed(self, mover: Color, now_ms: int, white_ms: int, black_ms: int) -> Clock:
+        """
+        Return the clock after a move by ``mover`` that left these times.
+
+        :meth:`press` computes the times; replaying a journal passes the
+        recorded ones, so a rebuilt clock matches the live one exactly.
+        """
+        presses = self.presses + 1
+        started = self.running is not None or presses >= _UNTIMED_MOVES
+        running = other(mover) if started else None
 
         return Clock(
             self.initial_ms,
             self.increment_ms,
             white_ms,
             black_ms,
-            running=other(mover),
-            since_ms=now_ms,
-            presses=presses,
+            running,
+            now_ms,
+            presses,
         )
-
-    def with_times(self, white_ms: int, black_ms: int) -> Clock:
-        """Return this clock with the times left set, as a journal recorded them."""
-        return replace(self, white_ms=white_ms, black_ms=black_ms)
 
     def stop(self, now_ms: int) -> Clock:
         """Return the clock stopped at ``now_ms``, the running side charged."""
-        return replace(
-            self,
-            white_ms=self.remaining("white", now_ms),
-            black_ms=self.remaining("black", now_ms),
-            running=None,
-            since_ms=now_ms,
+        return self.stopped(
+            now_ms, self.remaining("white", now_ms), self.remaining("black", now_ms)
+        )
+
+    def stopped(self, now_ms: int, white_ms: int, black_ms: int) -> Clock:
+        """Return the clock stopped at ``now_ms`` with these times left."""
+        return Clock(
+            self.initial_ms,
+            self.increment_ms,
+            white_ms,
+            black_ms,
+            None,
+            now_ms,
+            self.presses,
         )
 
     def view(self, now_ms: int) -> ClockView:

@@ -348,26 +348,31 @@ class GameState:
         if event.ply != self.ply + 1:
             raise ValueError(f"move to ply {event.ply} does not follow {self!r}")
 
+        # Everything that can fail comes before the first change.
+        move = chess.Move.from_uci(event.uci)
+        clock = self.clock
+        if clock is not None:
+            white_ms, black_ms = _recorded(event.white_ms, event.black_ms)
+            clock = clock.pressed(self.turn, event.at_ms, white_ms, black_ms)
+
         # The journal only holds moves this core found legal: push unchecked.
-        self.board.push(chess.Move.from_uci(event.uci))
-        if self.clock is not None:
-            mover: Color = "black" if self.board.turn == chess.WHITE else "white"
-            self.clock = self.clock.press(mover, event.at_ms)
-            if event.white_ms is not None and event.black_ms is not None:
-                self.clock = self.clock.with_times(event.white_ms, event.black_ms)
+        self.board.push(move)
+        self.clock = clock
         self.moves.append(event)
         self.fen = event.fen
         self.draw_offer = None
         self.updated_at_ms = event.at_ms
 
     def _apply_end(self, event: GameEnded) -> None:
+        clock = self.clock
+        if clock is not None:
+            white_ms, black_ms = _recorded(event.white_ms, event.black_ms)
+            clock = clock.stopped(event.at_ms, white_ms, black_ms)
+
+        self.clock = clock
         self.status = event.status
         self.winner = event.winner
         self.reason = event.reason
-        if self.clock is not None:
-            self.clock = self.clock.stop(event.at_ms)
-            if event.white_ms is not None and event.black_ms is not None:
-                self.clock = self.clock.with_times(event.white_ms, event.black_ms)
         self.ended = event
         self.draw_offer = None
         self.updated_at_ms = event.at_ms
@@ -554,6 +559,14 @@ class GameState:
             black_ms,
             now_ms,
         )
+
+
+def _recorded(white_ms: int | None, black_ms: int | None) -> tuple[int, int]:
+    """Return the times an event of a timed game recorded."""
+    if white_ms is None or black_ms is None:
+        raise ValueError("an event of a timed game must record both clocks")
+
+    return white_ms, black_ms
 
 
 def _color_at(ply: int) -> Color:
