@@ -33,7 +33,12 @@ from livegame.transport.config import HttpConfig
 from livegame.transport.errors import MethodNotAllowed, RouteNotFound
 from livegame.transport.http_common import Gate, json_response
 from livegame.transport.http_games import GameRoutes
-from livegame.transport.http_ops import AdminRoutes, OpsRoutes
+from livegame.transport.http_ops import (
+    AdminRoutes,
+    MetricsRenderer,
+    OpsRoutes,
+    render_default_registry,
+)
 from livegame.transport.observer import NullObserver, TransportObserver
 from livegame.transport.ratelimit import BucketTable, retry_after_header
 from livegame.transport.service import GameService
@@ -53,6 +58,7 @@ def build_app(
     *,
     observer: TransportObserver | None = None,
     middlewares: Sequence[Middleware] = (),
+    render_metrics: MetricsRenderer = render_default_registry,
 ) -> web.Application:
     """
     Return the HTTP application.
@@ -64,6 +70,8 @@ def build_app(
         observer: told about every request, e.g. to count it.
         middlewares: extra middlewares (tracing...), run inside the error
             mapper, so their failures are answered in the contract's shape.
+        render_metrics: answers ``GET /metrics`` from the Accept header;
+            the default registry in the Prometheus text format by default.
     """
     config = config or HttpConfig()
     gate = Gate(
@@ -82,7 +90,11 @@ def build_app(
         ],
     )
     app.add_routes(GameRoutes(service, gate, players, config).routes())
-    ops = OpsRoutes(service, retry_after_seconds=config.retry_after_seconds)
+    ops = OpsRoutes(
+        service,
+        retry_after_seconds=config.retry_after_seconds,
+        render_metrics=render_metrics,
+    )
     app.add_routes(ops.routes())
     app.add_routes(AdminRoutes(service, gate).routes())
 
@@ -94,7 +106,7 @@ async def start_http(app: web.Application, host: str, port: int) -> web.AppRunne
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    log.info("http_listening", host=host, port=port)
+    log.info("http_listening", addresses=runner.addresses)
 
     return runner
 

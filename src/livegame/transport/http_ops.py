@@ -8,7 +8,7 @@ the admin API over the actor tree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -24,12 +24,27 @@ from livegame.transport.service import CheckResult, GameService
 
 log = structlog.get_logger(__name__)
 
+# Render the metrics for a request's Accept header: (body, content type).
+MetricsRenderer = Callable[[str | None], tuple[bytes, str]]
+
+
+def render_default_registry(accept: str | None) -> tuple[bytes, str]:
+    """The Prometheus text format of the default registry."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
 
 class OpsRoutes:
     """Health, readiness, metrics and the OpenAPI document."""
 
-    def __init__(self, service: GameService, *, retry_after_seconds: int) -> None:
+    def __init__(
+        self,
+        service: GameService,
+        *,
+        retry_after_seconds: int,
+        render_metrics: MetricsRenderer = render_default_registry,
+    ) -> None:
         self._service = service
+        self._render_metrics = render_metrics
         self._retry_after = str(retry_after_seconds)
         self._openapi = encode(openapi_document())
 
@@ -69,10 +84,9 @@ class OpsRoutes:
         return response
 
     async def metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(REGISTRY),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
+        body, content_type = self._render_metrics(request.headers.get("Accept"))
+
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self._openapi, content_type="application/json")

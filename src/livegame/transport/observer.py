@@ -24,6 +24,9 @@ class TransportObserver(Protocol):
     def connection_closed(self, code: int) -> None:
         """A WebSocket connection ended with close ``code``."""
 
+    def connection_resumed(self) -> None:
+        """A client subscribed from a ply it had seen: it is catching up."""
+
     def frame_rejected(self, code: str) -> None:
         """A WebSocket frame got an error frame with ``code``."""
 
@@ -43,6 +46,9 @@ class NullObserver:
         return None
 
     def connection_closed(self, code: int) -> None:
+        return None
+
+    def connection_resumed(self) -> None:
         return None
 
     def frame_rejected(self, code: str) -> None:
