@@ -5,30 +5,13 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from transport_fakes import FakeGames, bearer
+from transport_fakes import FakeGames, RecordingObserver, bearer
 
 from livegame.transport import build_app
 
 pytestmark = pytest.mark.anyio
 
 ALICE = bearer("alice")
-
-
-class RecordingObserver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, int]] = []
-
-    def request_finished(
-        self, method: str, route: str, status: int, seconds: float
-    ) -> None:
-        assert seconds >= 0
-        self.requests.append((method, route, status))
-
-    def connection_opened(self) -> None: ...
-
-    def connection_closed(self, code: int) -> None: ...
-
-    def frame_rejected(self, code: str) -> None: ...
 
 
 class BrokenGames(FakeGames):

@@ -9,7 +9,10 @@ about it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +54,15 @@ from livegame.errors import (
     Overloaded,
     StalePly,
 )
-from livegame.transport import BoardView, CheckResult, Principal, mint_token
+from livegame.transport import (
+    BoardView,
+    CheckResult,
+    JwtVerifier,
+    Principal,
+    WebSocketConfig,
+    mint_token,
+    serve_websocket,
+)
 
 START_MS = 1_700_000_000_000
 
@@ -329,3 +340,52 @@ def token_for(user: str, *roles: str, ttl_seconds: int = 600) -> str:
 
 def bearer(user: str, *roles: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(user, *roles)}"}
+
+
+class RecordingObserver:
+    """A TransportObserver that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, int]] = []
+        self.closed_codes: list[int] = []
+        self.rejected: list[str] = []
+        self.opened = 0
+        self.resumed = 0
+        # Set when a WebSocket connection has finished closing.
+        self.closed = asyncio.Event()
+
+    def request_finished(
+        self, method: str, route: str, status: int, seconds: float
+    ) -> None:
+        assert seconds >= 0
+        self.requests.append((method, route, status))
+
+    def connection_opened(self) -> None:
+        self.opened += 1
+
+    def connection_closed(self, code: int) -> None:
+        self.closed_codes.append(code)
+        self.closed.set()
+
+    def connection_resumed(self) -> None:
+        self.resumed += 1
+
+    def frame_rejected(self, code: str) -> None:
+        self.rejected.append(code)
+
+
+@contextlib.asynccontextmanager
+async def running_websocket(
+    games: FakeGames, config: WebSocketConfig, observer: RecordingObserver
+) -> AsyncIterator[str]:
+    """Serve WebSockets on a free loopback port; yield the URL of the endpoint."""
+    config = dataclasses.replace(config, host="127.0.0.1", port=0)
+    server = await serve_websocket(
+        games, JwtVerifier(SECRET), config, observer=observer
+    )
+    port = next(iter(server.sockets)).getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}{config.path}"
+    finally:
+        server.close()
+        await server.wait_closed()

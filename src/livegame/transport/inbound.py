@@ -133,7 +133,7 @@ def parse_move(raw: bytes) -> MoveBody:
 
 
 def _move(document: JsonObject) -> MoveBody:
-    uci = read_str(document, "uci", max_len=5)
+    uci = read_str(document, "uci", max_len=16)
     ply = read_int(document, "ply", low=0, high=MAX_PLY)
     if not UCI_PATTERN.fullmatch(uci):
         raise IllegalMove(f"'{uci}' is not a UCI move such as e2e4 or e7e8q")
