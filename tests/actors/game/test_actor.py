@@ -20,7 +20,7 @@ import chess
 import pytest
 
 from livegame.actors import ActorError, ActorSystem
-from livegame.actors.game.actor import CheckFlag, GameActor, GameActors, Watchers
+from livegame.actors.game.actor import CheckFlag, GameActor, GameActors
 from livegame.actors.game.events import GameCreated, GameEnded, GameEvent, MovePlayed
 from livegame.actors.game.journal import GameHistory, InMemoryJournal, Journal
 from livegame.actors.game.messages import (
@@ -35,6 +35,7 @@ from livegame.actors.game.messages import (
     Unsubscribe,
 )
 from livegame.actors.game.rules import create_game
+from livegame.actors.game.watchers import Watchers
 from livegame.errors import (
     BadRequest,
     Fenced,

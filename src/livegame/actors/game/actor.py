@@ -8,14 +8,15 @@ answered and delivered to the game's watchers, in seq order. A flag timer
 armed at the clock's deadline ends the game by timeout when nobody moves.
 
 :class:`GameActors` makes the actors for a games supervisor and keeps each
-game's :class:`Watchers` outside its actor, so that the subscribers of a game
-whose actor crashed are served by the next incarnation without a gap.
+game's :class:`~livegame.actors.game.watchers.Watchers` outside its actor, so
+the subscribers of a game whose actor crashed are served by the next
+incarnation without a gap.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,10 +41,10 @@ from livegame.actors.game.messages import (
     Resign,
     Subscribe,
     Subscribed,
-    Subscriber,
     Unsubscribe,
 )
 from livegame.actors.game.rules import GameState
+from livegame.actors.game.watchers import Watchers
 from livegame.errors import BadRequest, Fenced, GameNotFound, LiveGameError
 from livegame.telemetry.metrics import count_game_end
 
@@ -72,70 +73,6 @@ def wall_clock_ms() -> int:
 @dataclass(frozen=True, slots=True)
 class CheckFlag:  # -> None
     """Sent by the actor's own timer when a flag may have fallen."""
-
-
-class Watchers:
-    """
-    The subscribers of one game, and the seq of the last event they were sent.
-
-    Kept apart from the actor instance so that they outlive a restart; a new
-    incarnation sends them whatever the journal holds beyond that seq.
-    """
-
-    __slots__ = ("_owner", "_subscribers", "game_id", "seq")
-
-    def __init__(self, game_id: str, owner: dict[str, Watchers] | None = None) -> None:
-        self.game_id = game_id
-        # Keyed by identity: subscribing twice must not deliver twice.
-        self._subscribers: dict[int, Subscriber] = {}
-        # The seq of the last event delivered; 0 before the first load.
-        self.seq = 0
-        # The registry that holds this object, to leave it once unused.
-        self._owner = owner
-
-    def __repr__(self) -> str:
-        return f"<Watchers {self.game_id} subscribers={len(self)} seq={self.seq}>"
-
-    def __len__(self) -> int:
-        return len(self._subscribers)
-
-    def add(self, subscriber: Subscriber) -> None:
-        self._subscribers[id(subscriber)] = subscriber
-
-    def remove(self, subscriber: Subscriber) -> None:
-        self._subscribers.pop(id(subscriber), None)
-
-    def publish(self, events: Iterable[GameEvent]) -> None:
-        """Deliver ``events`` in order to every subscriber; drop broken ones."""
-        for event in events:
-            for key, subscriber in list(self._subscribers.items()):
-                try:
-                    subscriber.deliver(event)
-                except Exception as error:
-                    # A watcher must never break the game it watches.
-                    del self._subscribers[key]
-                    log.warning(
-                        "subscriber_dropped",
-                        game_id=self.game_id,
-                        subscriber=repr(subscriber),
-                        error=repr(error),
-                    )
-            self.seq = event.seq
-
-    def catch_up(self, state: GameState) -> None:
-        """Send the moves and ending a crash kept from the subscribers."""
-        if self._subscribers and self.seq < state.seq:
-            missed: list[GameEvent] = [m for m in state.moves if m.seq > self.seq]
-            if state.ended is not None and state.ended.seq > self.seq:
-                missed.append(state.ended)
-            self.publish(missed)
-        self.seq = state.seq
-
-    def release(self) -> None:
-        """Leave the registry if nobody watches any more."""
-        owner = self._owner
-        if not self._subscribers and owner and owner.get(self.game_id) is self:
-            del owner[self.game_id]
 
 
 class GameActors:
@@ -256,8 +193,18 @@ class GameActor(Actor[GameMessage | CheckFlag]):
         )
 
     async def on_stop(self) -> None:
-        if self.context.shutting_down:
-            self.watchers.release()
+        if not self.context.shutting_down:
+            return  # a restart: the next incarnation takes over the watchers
+
+        self.watchers.release()
+        state = self._state
+        log.info(
+            "game_actor_stopped",
+            game_id=self.game_id,
+            ply=None if state is None else state.ply,
+            status=None if state is None else state.status,
+            watchers=len(self.watchers),
+        )
 
     # Messages.
 

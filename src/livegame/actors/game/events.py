@@ -81,7 +81,9 @@ class GameEnded:
     winner: Color | None
     # Why: "checkmate", "resignation", "agreement", "threefold_repetition",
     # "fifty_moves", "fivefold_repetition", "seventy_five_moves",
-    # "insufficient_material", "stalemate", "timeout", "aborted".
+    # "insufficient_material", "stalemate", "timeout", "aborted", and
+    # "timeout_vs_insufficient_material" (a flag fell against a side that
+    # could not have mated: a draw).
     reason: str
     white_ms: int | None
     black_ms: int | None

@@ -38,6 +38,13 @@ from livegame.actors.game.events import (
 )
 from livegame.actors.game.journal import GameHistory
 from livegame.actors.game.messages import ClockView, GameView, MoveResult
+from livegame.actors.game.position import (
+    AUTOMATIC_ENDINGS,
+    Ending,
+    claimable_draw,
+    ending_after,
+    fen_of,
+)
 from livegame.errors import (
     BadRequest,
     Conflict,
@@ -48,27 +55,10 @@ from livegame.errors import (
     StalePly,
 )
 
-# Endings a move produces by itself, in the same change as the move.
-AUTOMATIC_ENDINGS = frozenset(
-    {
-        "checkmate",
-        "stalemate",
-        "insufficient_material",
-        "fivefold_repetition",
-        "seventy_five_moves",
-    }
-)
-
 # Plies a game may reach and still be aborted: before both sides have moved.
 _ABORTABLE_PLIES = 2
 
-# A fifth occurrence needs at least 16 reversible plies since the last pawn
-# move or capture; below that the repetition scan is skipped.
-_FIVEFOLD_MIN_HALFMOVES = 16
-
 _BOARD_COLOR: dict[Color, chess.Color] = {"white": chess.WHITE, "black": chess.BLACK}
-
-_Ending = tuple[Status, Color | None, str]
 
 
 def create_game(
@@ -276,11 +266,8 @@ class GameState:
         """
         self._color_of(player)
         self._require_live(now_ms)
-        if self.board.is_fifty_moves():
-            reason = "fifty_moves"
-        elif self.board.is_repetition(3):
-            reason = "threefold_repetition"
-        else:
+        reason = claimable_draw(self.board)
+        if reason is None:
             raise Conflict("no draw to claim", game_id=self.game_id, ply=self.ply)
 
         return (self._end(("draw", None, reason), now_ms),)
@@ -506,8 +493,8 @@ class GameState:
         # Look at the position after the move, then put the board back.
         san = board.san_and_push(move)
         try:
-            ending = _automatic_ending(board, san, material_changed)
-            fen = _fen(board)
+            ending = ending_after(board, san, material_changed=material_changed)
+            fen = fen_of(board)
         finally:
             board.pop()
 
@@ -541,7 +528,7 @@ class GameState:
 
         return (played, ended)
 
-    def _end(self, ending: _Ending, now_ms: int) -> GameEnded:
+    def _end(self, ending: Ending, now_ms: int) -> GameEnded:
         status, winner, reason = ending
         white_ms = black_ms = None
         if self.clock is not None:
@@ -572,75 +559,3 @@ def _recorded(white_ms: int | None, black_ms: int | None) -> tuple[int, int]:
 def _color_at(ply: int) -> Color:
     """Return the side to move at ``ply``."""
     return "white" if ply % 2 == 0 else "black"
-
-
-def _automatic_ending(
-    board: chess.Board, san: str, material_changed: bool
-) -> _Ending | None:
-    """Return the ending reached by the move just pushed, if any."""
-    mover: Color = "black" if board.turn == chess.WHITE else "white"
-    # python-chess has already searched for mate to write the SAN suffix.
-    if san.endswith("#"):
-        return ("mate", mover, "checkmate")
-    # Only a capture or a promotion changes the material on the board.
-    if material_changed and board.is_insufficient_material():
-        return ("draw", None, "insufficient_material")
-    # In check but not mated means a legal reply exists.
-    if not san.endswith("+") and not any(board.generate_legal_moves()):
-        return ("stalemate", None, "stalemate")
-    if board.halfmove_clock >= 150:
-        return ("draw", None, "seventy_five_moves")
-    if board.halfmove_clock >= _FIVEFOLD_MIN_HALFMOVES and board.is_repetition(5):
-        return ("draw", None, "fivefold_repetition")
-
-    return None
-
-
-_EMPTY_RUNS = tuple(("1" * n, str(n)) for n in range(8, 1, -1))
-_CASTLING_SYMBOLS = (
-    (chess.BB_H1, "K"),
-    (chess.BB_A1, "Q"),
-    (chess.BB_H8, "k"),
-    (chess.BB_A8, "q"),
-)
-
-
-def _fen(board: chess.Board) -> str:
-    """Return ``board.fen()`` for standard chess, at a quarter of the cost."""
-    cells = ["1"] * 64
-    white, black = board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]
-    for pieces, symbol in (
-        (board.pawns, "p"),
-        (board.knights, "n"),
-        (board.bishops, "b"),
-        (board.rooks, "r"),
-        (board.queens, "q"),
-        (board.kings, "k"),
-    ):
-        _place(cells, pieces & white, symbol.upper())
-        _place(cells, pieces & black, symbol)
-    placement = "/".join(
-        ["".join(cells[rank : rank + 8]) for rank in range(56, -8, -8)]
-    )
-    for run, count in _EMPTY_RUNS:
-        placement = placement.replace(run, count)
-
-    rights = board.clean_castling_rights()
-    castling = "".join([s for mask, s in _CASTLING_SYMBOLS if rights & mask]) or "-"
-    ep_square = board.ep_square
-    en_passant = "-"
-    if ep_square is not None and board.has_legal_en_passant():
-        en_passant = chess.SQUARE_NAMES[ep_square]
-    turn = "w" if board.turn == chess.WHITE else "b"
-
-    return (
-        f"{placement} {turn} {castling} {en_passant} "
-        f"{board.halfmove_clock} {board.fullmove_number}"
-    )
-
-
-def _place(cells: list[str], squares: chess.Bitboard, symbol: str) -> None:
-    while squares:
-        lowest = squares & -squares
-        cells[lowest.bit_length() - 1] = symbol
-        squares ^= lowest
