@@ -23,6 +23,8 @@ own timer too.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import chess
 
 from livegame.actors.game.clock import Clock, other
@@ -147,7 +149,7 @@ class GameState:
 
     @classmethod
     def from_events(
-        cls, created: GameCreated, events: tuple[GameEvent, ...] | list[GameEvent]
+        cls, created: GameCreated, events: Iterable[GameEvent]
     ) -> GameState:
         """Rebuild a game from its creation and every later event, in order."""
         state = cls(created)
