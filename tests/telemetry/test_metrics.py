@@ -39,6 +39,8 @@ RUNTIME_METRICS = {
     "live_game_games_ended_total": ("counter", {"status"}),
     "live_game_websocket_closes_total": ("counter", {"code"}),
     "live_game_websocket_frames_rejected_total": ("counter", {"code"}),
+    "db_pool_connections": ("gauge", {"state"}),
+    "db_pool_max_connections": ("gauge", set()),
 }
 # Collectors every Python process exports, not ours to name.
 STANDARD_PREFIXES = ("process_", "python_")
@@ -65,6 +67,7 @@ def _exercise_every_metric() -> None:
     kind.restarts.inc(0)
     kind.mailbox_full.inc(0)
     metrics.watch_actors(lambda: [("game", 2)])
+    metrics.watch_db_pool(lambda: (20, 15, 40))
 
 
 @pytest.fixture
@@ -74,6 +77,7 @@ def exposition() -> str:
         body, _ = metrics.render()
     finally:
         metrics.watch_actors(None)
+        metrics.watch_db_pool(None)
 
     return body.decode()
 
@@ -151,6 +155,7 @@ def test_no_label_can_hold_an_id(exposition: str) -> None:
         "event_type",
         "kind",
         "code",
+        "state",
     }
 
     for name, labels in _label_names(exposition).items():
@@ -266,6 +271,18 @@ def test_actor_gauges_sum_and_max_mailboxes_by_kind_at_scrape() -> None:
     assert (
         metrics.REGISTRY.get_sample_value("live_game_actors", {"kind": "game"}) is None
     )
+
+
+def test_pool_gauges_split_open_connections_into_busy_and_idle() -> None:
+    metrics.watch_db_pool(lambda: (30, 4, 40))
+    try:
+        busy = _value("db_pool_connections", {"state": "busy"})
+        idle = _value("db_pool_connections", {"state": "idle"})
+        most = _value("db_pool_max_connections")
+    finally:
+        metrics.watch_db_pool(None)
+
+    assert (busy, idle, most) == (26, 4, 40)
 
 
 def test_actor_metrics_are_bound_once_per_kind() -> None:

@@ -5,7 +5,8 @@ Every line carries ``timestamp`` (ISO 8601, UTC), ``level``, ``event`` (a
 short snake_case name), ``service`` and ``node``; ``trace_id`` and ``span_id``
 of the current OpenTelemetry span when there is one; and whatever was bound
 with :mod:`structlog.contextvars`: ``request_id`` (the X-Request-ID of the
-request being served), ``game_id``, ``user_id``, ``connection_id``. Records
+request being served, bound by the HTTP edge) and whatever ids the code at
+hand knows (``game_id``, ``user_id``, a connection id). Records
 of the standard library's :mod:`logging` (aiohttp, asyncpg, aiokafka) go
 through the same processors and come out in the same shape, with ``logger``
 naming their source. ``DEBUG=true`` swaps JSON for a human console format.

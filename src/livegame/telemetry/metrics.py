@@ -4,12 +4,15 @@ Every Prometheus metric the server exports, declared once.
 Names and labels are the ones OPERATIONS.md fixes, plus the runtime's own:
 ``live_game_actors``, ``live_game_actor_*`` (mailbox depth, messages
 processed, restarts, full-mailbox refusals, all by actor kind),
-``live_game_outbox_backlog``, ``live_game_games_ended_total`` and the
-WebSocket close and rejected-frame counters. All of them live in :data:`REGISTRY`, a
-project registry rather than prometheus_client's global one, so that tests
-and ``GET /metrics`` see this module's metrics and nothing a library happens
-to register; the process, platform and garbage collector collectors are
-added to it explicitly. ``GET /metrics`` answers with :func:`render`.
+``live_game_outbox_backlog``, ``live_game_games_ended_total``, the
+WebSocket close and rejected-frame counters, and the PostgreSQL pool's
+``db_pool_connections{state}`` and ``db_pool_max_connections``.
+
+All of them live in :data:`REGISTRY`, a project registry rather than
+prometheus_client's global one, so that tests and ``GET /metrics`` see this
+module's metrics and nothing a library happens to register; the process,
+platform and garbage collector collectors are added to it explicitly.
+``GET /metrics`` answers with :func:`render`.
 
 Label values stay bounded; a game, user or connection id is never a label:
 
@@ -30,6 +33,7 @@ Label values stay bounded; a game, user or connection id is never a label:
   publishes: ``ok`` or ``error``.
 * ``event_type``: the outbox event type (``game_created``, ``move_played``,
   ``game_ended``, ...).
+* ``state`` of pool connections: ``busy`` or ``idle``.
 * ``kind``: the actor kind (``game``, ``connection``, ``writer``,
   ``relay``, ``supervisor``...), never its path.
 
@@ -487,6 +491,59 @@ def watch_actors(source: ActorSource | None) -> None:
     that runs the actors, so the walk sees a consistent tree.
     """
     _actor_gauges.source = source
+
+
+# Called at scrape time; returns (connections open, of which idle, most
+# allowed), e.g. from asyncpg's get_size(), get_idle_size(), get_max_size().
+PoolSource = Callable[[], tuple[int, int, int]]
+
+
+class _PoolGauges(Collector):
+    """The PostgreSQL pool's connections, read from the pool at scrape."""
+
+    def __init__(self) -> None:
+        self.source: PoolSource | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        connections, limit = self._families()
+        if self.source is not None:
+            size, idle, most = self.source()
+            connections.add_metric(["busy"], size - idle)
+            connections.add_metric(["idle"], idle)
+            limit.add_metric([], most)
+
+        return connections, limit
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "db_pool_connections",
+                "Open PostgreSQL connections of this node's pool, busy or idle.",
+                labels=["state"],
+            ),
+            GaugeMetricFamily(
+                "db_pool_max_connections",
+                "Most connections this node's pool may open (DB_POOL_MAX).",
+            ),
+        )
+
+
+_pool_gauges: Final = _PoolGauges()
+REGISTRY.register(_pool_gauges)
+
+
+def watch_db_pool(source: PoolSource | None) -> None:
+    """
+    Set where the connection pool gauges are read from.
+
+    Busy connections near the maximum mean the pool is exhausted: queries
+    then wait for a connection, which ``db_query_duration_seconds`` shows.
+    """
+    _pool_gauges.source = source
 
 
 def render(accept: str | None = None) -> tuple[bytes, str]:
