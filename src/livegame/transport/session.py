@@ -168,6 +168,8 @@ class Session:
         """Send the state, the missed moves, then the events held back."""
         watch = self._watches.get(game_id)
         if watch is None:
+            # Only subscribe_failed forgets a pending watch, and then no reply
+            # follows; a reply without a watch has no one to go to.
             return
 
         self._send(state_frame(reply.view, rid))

@@ -113,6 +113,12 @@ class Connection:
 
         self._check_failures(done)
         if (close := self.session.close_request) is not None:
+            log.warning(
+                "ws_connection_closing",
+                connection=self.id,
+                code=close.code,
+                reason=close.reason,
+            )
             await self._flush()
             await self._socket.close(close.code, close.reason)
 
@@ -206,7 +212,8 @@ class Connection:
         try:
             await self._edge.service.unsubscribe(game_id, self)
         except Exception:
-            # The game forgets dead subscribers itself; this is a courtesy.
+            # A closed session ignores late events: a failed unsubscribe costs
+            # the game some memory, never a wrong delivery.
             log.warning("ws_unsubscribe_failed", connection=self.id, game_id=game_id)
 
 
@@ -247,7 +254,9 @@ class WebSocketEdge:
 
             principal = await authenticate(self._verifier, _token(request, url.query))
         except LiveGameError as exc:
-            log.info("ws_handshake_refused", code=exc.code)
+            # Refusals are the client's business; a full server is ours.
+            level = log.warning if isinstance(exc, Overloaded) else log.debug
+            level("ws_handshake_refused", code=exc.code)
             return _refusal(exc)
 
         if isinstance(socket, AuthenticatedConnection):
