@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 from importlib.resources import files
 
 import chess.pgn
@@ -11,10 +12,10 @@ import chess.pgn
 @functools.cache
 def game_records() -> tuple[tuple[str, ...], ...]:
     """Return the move lists of the bundled games, each ending in mate."""
-    text = files("livegame.app").joinpath("data/games.pgn").open(encoding="utf-8")
+    text = files("livegame.app").joinpath("data/games.pgn").read_text("utf-8")
+    handle = io.StringIO(text)
     records = []
-    with text:
-        while (game := chess.pgn.read_game(text)) is not None:
-            records.append(tuple(move.uci() for move in game.mainline_moves()))
+    while (game := chess.pgn.read_game(handle)) is not None:
+        records.append(tuple(move.uci() for move in game.mainline_moves()))
 
     return tuple(records)

@@ -1,0 +1,244 @@
+"""
+The node as the transport layer sees it: :class:`NodeService`.
+
+It creates games, routes each command to the game's actor (activating it
+here after winning the game's placement), reads cached boards, and answers
+the operators' questions about the actor tree and the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import anyio
+import structlog
+
+from livegame.actors import ActorRef, ActorStopped, ActorSystem
+from livegame.actors.game.journal import Journal
+from livegame.actors.game.messages import (
+    GameMessage,
+    GameView,
+    GetGame,
+    Subscribe,
+    Subscribed,
+    Subscriber,
+    Unsubscribe,
+)
+from livegame.actors.game.rules import GameState, create_game
+from livegame.actors.system import ActorSnapshot
+from livegame.errors import Forbidden, GameNotFound, StorageError
+from livegame.supervisor import Games, check_game_id
+from livegame.supervisor.placement import Elsewhere, Placement
+from livegame.transport.auth import SERVICE, Principal
+from livegame.transport.service import BoardView, CheckResult, JsonMapping
+
+log = structlog.get_logger("livegame.app")
+
+# Readiness checks: name -> coroutine raising on failure.
+Check = Callable[[], Awaitable[object]]
+BoardReader = Callable[[str], Awaitable[BoardView | None]]
+
+
+def new_game_id() -> str:
+    """Return a fresh, URL-safe game id."""
+    return secrets.token_urlsafe(9)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _flatten(snapshot: ActorSnapshot) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    stack = [snapshot]
+    while stack:
+        node = stack.pop()
+        row = node.to_dict()
+        row["children"] = [child.path for child in node.children]
+        rows.append(row)
+        stack.extend(reversed(node.children))
+
+    return rows
+
+
+class NodeService:
+    """
+    The :class:`~livegame.transport.service.GameService` of one node.
+
+    Args:
+        system: the node's actor system; games live under ``/user/games``.
+        journal: where games are created and loaded.
+        placement: claims games for this node.
+        epochs: filled with each claimed game's epoch, read by the game
+            actor factory.
+        checks: readiness checks by name.
+        read_board: the cache's board of a game, or None on a miss.
+        cluster_info: what ``GET /admin/cluster`` shows.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        journal: Journal,
+        placement: Placement,
+        epochs: dict[str, int],
+        *,
+        checks: Mapping[str, Check],
+        read_board: BoardReader,
+        cluster_info: Callable[[], Awaitable[JsonMapping]],
+    ) -> None:
+        self._system = system
+        self._games = Games(system)
+        self._journal = journal
+        self._placement = placement
+        self._epochs = epochs
+        self._checks = dict(checks)
+        self._read_board = read_board
+        self._cluster_info = cluster_info
+        # One placement at a time per game on this node.
+        self._placing: dict[str, anyio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"<NodeService {self._placement.node_id} games={self._games.active()}>"
+
+    @property
+    def games(self) -> Games:
+        return self._games
+
+    # Games.
+
+    async def create_game(
+        self,
+        white: str,
+        black: str,
+        clock: tuple[int, int] | None,
+        by: Principal,
+    ) -> GameView:
+        if by.user_id not in (white, black) and SERVICE not in by.roles:
+            raise Forbidden("only a player or a service may create a game")
+        initial_ms, increment_ms = (
+            (None, 0)
+            if clock is None
+            else (
+                clock[0] * 1000,
+                clock[1] * 1000,
+            )
+        )
+        now = _now_ms()
+        created = create_game(
+            new_game_id(), white, black, initial_ms, increment_ms, now
+        )
+        await self._journal.create(created)
+        log.info("game_created", game_id=created.game_id, white=white, black=black)
+
+        return GameState(created).view(now)
+
+    async def ask(self, game_id: str, message: GameMessage, timeout: float) -> object:
+        ref = await self._ref(game_id)
+        try:
+            return await ref.ask(message, timeout)
+        except ActorStopped:
+            # Passivated or fenced between the look-up and the ask: once more.
+            ref = await self._ref(game_id)
+            return await ref.ask(message, timeout)
+
+    async def subscribe(
+        self, game_id: str, subscriber: Subscriber, since: int | None
+    ) -> Subscribed:
+        reply = await self.ask(game_id, Subscribe(subscriber, since), 5.0)
+        assert isinstance(reply, Subscribed)
+        return reply
+
+    async def unsubscribe(self, game_id: str, subscriber: Subscriber) -> None:
+        ref = self._games.local(game_id)
+        if ref is not None:
+            with contextlib.suppress(ActorStopped):
+                await ref.ask(Unsubscribe(subscriber), 5.0)
+
+    async def board(self, game_id: str) -> BoardView:
+        check_game_id(game_id)
+        try:
+            board = await self._read_board(game_id)
+        except StorageError as error:
+            log.warning("board_cache_unavailable", game_id=game_id, error=str(error))
+            board = None
+        if board is not None:
+            return board
+
+        view = await self.ask(game_id, _GET_GAME, 5.0)
+        assert isinstance(view, GameView)
+        return BoardView.of(view)
+
+    async def _ref(self, game_id: str) -> ActorRef[Any]:
+        ref = self._games.local(game_id)
+        if ref is not None:
+            return ref
+
+        check_game_id(game_id)
+        lock = self._placing.get(game_id)
+        if lock is None:
+            lock = self._placing[game_id] = anyio.Lock()
+        try:
+            async with lock:
+                ref = self._games.local(game_id)
+                if ref is not None:
+                    return ref
+                return await self._place_here(game_id)
+        finally:
+            if not lock.statistics().tasks_waiting:
+                self._placing.pop(game_id, None)
+
+    async def _place_here(self, game_id: str) -> ActorRef[Any]:
+        placed = await self._placement.place(game_id)
+        if isinstance(placed, Elsewhere):
+            # TODO: forward to the owner node; until then a game owned by
+            # another live node is refused here, and the client retries.
+            raise GameNotFound(
+                f"game {game_id} is served by node {placed.node_id}",
+                game_id=game_id,
+                node=placed.node_id,
+            )
+        self._epochs[game_id] = placed.epoch
+
+        return await self._games.activate(game_id)
+
+    # Operations.
+
+    async def ready(self) -> Mapping[str, CheckResult]:
+        results: dict[str, CheckResult] = {}
+        for name, check in self._checks.items():
+            try:
+                with anyio.fail_after(2.0):
+                    await check()
+                results[name] = (True, "")
+            except TimeoutError:
+                results[name] = (False, "no answer within 2 s")
+            except Exception as error:  # a failed check is an answer, not a crash
+                results[name] = (False, f"{type(error).__name__}: {error}")
+
+        return results
+
+    def actors_snapshot(self) -> Sequence[JsonMapping]:
+        return _flatten(self._system.snapshot())
+
+    def actor(self, path: str) -> JsonMapping | None:
+        cell = self._system._cells.get(path)
+        if cell is None:
+            return None
+        return _flatten(self._system.snapshot(path))[0]
+
+    async def kill(self, path: str) -> bool:
+        if self._system.find(path) is None:
+            return False
+        self._system.kill(path, reason="killed through the admin endpoint")
+        return True
+
+    async def cluster(self) -> JsonMapping:
+        return await self._cluster_info()
+
+
+_GET_GAME = GetGame()
