@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 from transport_fakes import FakeGames
@@ -51,9 +53,10 @@ def move(seq: int, ply: int, game: str = "g1") -> MovePlayed:
 
 
 def subscribed_at(seq: int, *missed: MovePlayed) -> Subscribed:
-    game = FakeGames().new_game()
-    game.seq = seq
-    return Subscribed(game.view(), missed)
+    """A subscribe reply whose state is at ``seq``, after the ``missed`` moves."""
+    view = FakeGames().new_game().view()
+    ply = missed[-1].ply if missed else 0
+    return Subscribed(dataclasses.replace(view, seq=seq, ply=ply), missed)
 
 
 def test_a_frame_within_the_rate_is_parsed_for_execution():
@@ -164,7 +167,7 @@ def test_live_events_pass_in_seq_order_once():
     assert [f["type"] for f in frames] == ["move", "draw_offer", "draw_decline"]
 
 
-def test_a_gap_in_the_events_asks_the_client_to_resubscribe():
+def test_a_missing_ply_asks_the_client_to_resubscribe():
     session = make_session()
     session.begin_subscribe("g1")
     session.subscribed("g1", subscribed_at(1), rid=None)
@@ -173,6 +176,19 @@ def test_a_gap_in_the_events_asks_the_client_to_resubscribe():
 
     assert session.close_request is not None
     assert session.close_request.code == CLOSE_OUT_OF_SYNC
+
+
+def test_a_gap_in_seq_without_a_missing_move_is_tolerated():
+    """A restarted game re-sends moves and the ending, not draw offers."""
+    session = make_session()
+    session.begin_subscribe("g1")
+    session.subscribed("g1", subscribed_at(1), rid=None)
+
+    session.deliver(move(seq=2, ply=1))
+    session.deliver(move(seq=5, ply=2))
+
+    assert session.close_request is None
+    assert [f["ply"] for f in sent(session)[1:]] == [1, 2]
 
 
 def test_events_of_games_not_watched_are_ignored():

@@ -8,9 +8,11 @@ an actor could drive it from a mailbox the same way.
 
 Ordering: a watch of a game passes each event once, in ``seq`` order. While a
 subscribe is in flight its events are held back, so the ``state`` frame comes
-first; events already contained in that state are dropped afterwards. A gap
-in ``seq`` means an event was lost on the way: the session then asks for a
-close, and the client resumes from the last ply it saw.
+first; events already contained in that state are dropped afterwards. Moves
+must follow each other ply by ply: a missing ply means a move was lost on the
+way, so the session asks for a close and the client resumes from the last ply
+it saw. Other events may be skipped upstream (a restarted game re-sends only
+moves and the ending), so a gap in ``seq`` alone is no reason to close.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from livegame.actors.game.events import GameEvent
+from livegame.actors.game.events import GameEvent, MovePlayed
 from livegame.actors.game.messages import Subscribed
 from livegame.errors import LiveGameError, RateLimited
 from livegame.transport.codec import encode
@@ -62,6 +64,8 @@ class _Watch:
     held: list[GameEvent] = field(default_factory=list)
     # The seq of the last event passed on, or contained in the state sent.
     last_seq: int = 0
+    # The ply of the last move passed on, or of the state sent.
+    ply: int = 0
 
 
 class Session:
@@ -178,6 +182,7 @@ class Session:
 
         watch.pending = False
         watch.last_seq = max(watch.last_seq, reply.view.seq)
+        watch.ply = max(watch.ply, reply.view.ply)
         held, watch.held = watch.held, []
         for event in held:
             self.deliver(event)
@@ -201,9 +206,12 @@ class Session:
         if event.seq <= watch.last_seq:
             return
 
-        if event.seq != watch.last_seq + 1:
-            self.request_close(CLOSE_OUT_OF_SYNC, "missed events; resubscribe")
-            return
+        if isinstance(event, MovePlayed):
+            if event.ply != watch.ply + 1:
+                self.request_close(CLOSE_OUT_OF_SYNC, "missed moves; resubscribe")
+                return
+
+            watch.ply = event.ply
 
         watch.last_seq = event.seq
         frame = event_frame(event)
