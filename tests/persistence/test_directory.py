@@ -129,3 +129,17 @@ async def test_an_unreachable_redis_is_a_storage_error() -> None:
             await directory(client, "x:", "a").renew_lease()
     finally:
         await client.aclose()
+
+
+async def test_a_restarted_node_reclaims_its_games_with_a_new_epoch(
+    redis_client: redis.asyncio.Redis, redis_prefix: str
+) -> None:
+    before = directory(redis_client, redis_prefix, "a")
+    await before.renew_lease()
+    await before.claim("g1")
+
+    after = directory(redis_client, redis_prefix, "a")
+    await after.renew_lease()
+
+    assert await after.claim("g1") == ("a", 2)
+    assert await after.games_of("a") == ["g1"]

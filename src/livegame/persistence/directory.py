@@ -11,12 +11,13 @@ owner's epoch is higher than every earlier one.
 Keys, under the configured prefix::
 
     node:<node>          the lease: JSON {node, http, ws, started_ms}, with a TTL
-    owner:<game>         hash {node, epoch}
+    owner:<game>         hash {node, incarnation, epoch}
     games:<node>         set of the games a node has claimed
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,30 +32,35 @@ from livegame.persistence._translate import redis_errors
 log = structlog.get_logger("livegame.persistence.directory")
 
 # KEYS: owner hash, claimant's lease, claimant's games set.
-# ARGV: claimant node id, lease key prefix, game id.
+# ARGV: claimant node id, lease key prefix, game id, claimant's incarnation.
 # Returns {owner node, epoch}, or an error when the claimant has no lease.
+# An earlier incarnation of the claimant (a node restarted under the same id)
+# counts as another owner, and a dead one: the epoch grows, so whatever that
+# incarnation still had in flight is fenced.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return redis.error_reply('NOLEASE this node holds no lease')
 end
 local owner = redis.call('HGET', KEYS[1], 'node')
+local incarnation = redis.call('HGET', KEYS[1], 'incarnation')
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
-if owner == ARGV[1] then
+if owner == ARGV[1] and incarnation == ARGV[4] then
   return {owner, epoch}
 end
-if owner and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
+if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
   return {owner, epoch}
 end
 epoch = epoch + 1
-redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', epoch)
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'incarnation', ARGV[4], 'epoch', epoch)
 redis.call('SADD', KEYS[3], ARGV[3])
 return {ARGV[1], epoch}
 """
 
-# KEYS: owner hash. ARGV: node id, least epoch. Returns the epoch, or -1
-# when the node does not own the game.
+# KEYS: owner hash. ARGV: node id, least epoch, incarnation. Returns the
+# epoch, or -1 when this incarnation of the node does not own the game.
 _RAISE = """
-if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then
+if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1]
+  or redis.call('HGET', KEYS[1], 'incarnation') ~= ARGV[3] then
   return -1
 end
 local epoch = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
@@ -117,6 +123,8 @@ class RedisDirectory:
         self._http = http
         self._ws = ws
         self._started_ms = time.time_ns() // 1_000_000
+        # Tells this process from an earlier one that ran under the same id.
+        self.incarnation = secrets.token_hex(8)
         self._claim = client.register_script(_CLAIM)
         self._raise = client.register_script(_RAISE)
         self._release = client.register_script(_RELEASE)
@@ -205,7 +213,8 @@ class RedisDirectory:
         ]
         with redis_errors("claim", game_id=game_id):
             owner, epoch = await self._claim(
-                keys=keys, args=[self.node_id, self._lease_key(""), game_id]
+                keys=keys,
+                args=[self.node_id, self._lease_key(""), game_id, self.incarnation],
             )
 
         return _text(owner), int(epoch)
@@ -215,7 +224,8 @@ class RedisDirectory:
         with redis_errors("raise_epoch", game_id=game_id):
             epoch = int(
                 await self._raise(
-                    keys=[self._owner_key(game_id)], args=[self.node_id, at_least]
+                    keys=[self._owner_key(game_id)],
+                    args=[self.node_id, at_least, self.incarnation],
                 )
             )
         if epoch < 0:

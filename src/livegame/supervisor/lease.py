@@ -1,0 +1,103 @@
+"""
+The lease keeper: keeps this node's lease alive and adopts dead nodes' games.
+
+Every tick it renews the node's lease in the directory. It also looks for
+nodes that hold games but no lease any more (they died) and adopts their
+games here, so that their clocks run on and their flags fall even when no
+player sends anything; the directory's atomic claim makes sure each game goes
+to one survivor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from livegame.actors.actor import Actor
+from livegame.errors import LiveGameError
+
+log = structlog.get_logger("livegame.supervisor.lease")
+
+
+class LeaseDirectory(Protocol):
+    async def renew_lease(self) -> None: ...
+
+    async def dead_nodes(self) -> list[str]: ...
+
+    async def games_of(self, node_id: str) -> list[str]: ...
+
+    async def forget_node(self, node_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+class LeaseKeeper(Actor[Tick]):
+    """
+    Renews the lease every ``interval`` seconds and adopts orphaned games.
+
+    Args:
+        directory: the cluster directory.
+        interval: seconds between renewals; a third of the lease's TTL.
+        adopt: activates one game on this node (claiming it first).
+    """
+
+    def __init__(
+        self,
+        directory: LeaseDirectory,
+        interval: float,
+        adopt: Callable[[str], Awaitable[object]],
+    ) -> None:
+        self._directory = directory
+        self._interval = interval
+        self._adopt = adopt
+        # Whether the last renewal failed, to log each outage once.
+        self._failing = False
+
+    async def on_start(self) -> None:
+        await self._renew()
+        self.context.timers.start_periodic("tick", self._interval, Tick())
+
+    async def receive(self, message: Tick) -> None:
+        await self._renew()
+        if not self._failing:
+            await self._adopt_orphans()
+
+    async def _renew(self) -> None:
+        try:
+            await self._directory.renew_lease()
+        except LiveGameError as error:
+            if not self._failing:
+                log.warning("lease_renewal_failed", error=str(error))
+            self._failing = True
+            return
+
+        if self._failing:
+            log.info("lease_renewed_again")
+        self._failing = False
+
+    async def _adopt_orphans(self) -> None:
+        try:
+            dead = await self._directory.dead_nodes()
+            for node_id in dead:
+                games = await self._directory.games_of(node_id)
+                log.warning(
+                    "adopting_games_of_dead_node", node=node_id, games=len(games)
+                )
+                for game_id in games:
+                    await self._adopt_one(game_id)
+                await self._directory.forget_node(node_id)
+        except LiveGameError as error:
+            log.warning("orphan_adoption_failed", error=str(error))
+
+    async def _adopt_one(self, game_id: str) -> None:
+        try:
+            await self._adopt(game_id)
+        except LiveGameError as error:
+            # Another survivor may have won it, or it is gone: both are fine.
+            log.debug("game_not_adopted", game_id=game_id, error=error.code)
