@@ -1,12 +1,9 @@
 """
-The WebSocket edge: the server, its handshake, and one connection per socket.
+The WebSocket server: its handshake, its limits, and one
+:class:`~livegame.transport.connection.Connection` per socket.
 
-A :class:`Connection` runs a reader loop and a writer loop around a
-:class:`~livegame.transport.session.Session`, and is the
-:class:`~livegame.actors.game.messages.Subscriber` the games deliver to. The
-reader executes one client request at a time, so replies keep request order;
-the writer drains the session's bounded outbox. Point of view for message
-names: the server's (see :mod:`inbound` and :mod:`outbound`).
+The handshake authenticates with ``?token=`` or ``Authorization: Bearer``
+and answers refusals (401, 404, 503) in the contract's error shape.
 
 Close codes: 1008 flood, 1009 frame too big (by websockets), 1011 internal
 error, 4008 slow consumer, 4009 out of sync. After 4008 and 4009 the client
@@ -15,206 +12,33 @@ resubscribes with ``since`` set to the last ply it saw.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import email.utils
 import http
-import uuid
-from collections.abc import Iterable
-from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from livegame.actors.game.events import GameEvent
-from livegame.actors.game.messages import GameMessage, GameView, MoveResult, PlayMove
 from livegame.errors import LiveGameError, Overloaded, Unauthorized
 from livegame.transport.access import Players
 from livegame.transport.auth import Principal, TokenVerifier, authenticate, bearer_token
 from livegame.transport.codec import encode
 from livegame.transport.config import WebSocketConfig
+from livegame.transport.connection import CLOSE_INTERNAL_ERROR, Connection
 from livegame.transport.errors import RouteNotFound
-from livegame.transport.inbound import (
-    ActionFrame,
-    ClientFrame,
-    MoveFrame,
-    PingFrame,
-    SubscribeFrame,
-)
 from livegame.transport.observer import NullObserver, TransportObserver
-from livegame.transport.outbound import ack_frame, game_json, move_result_json
-from livegame.transport.service import GameService, ask_for
+from livegame.transport.service import GameService
 from livegame.transport.session import Session
 
 log = structlog.get_logger(__name__)
-
-CLOSE_INTERNAL_ERROR: Final = 1011
-
-_Reply = TypeVar("_Reply")
 
 
 class AuthenticatedConnection(ServerConnection):
     """A server connection that remembers who passed the handshake."""
 
     principal: Principal | None = None
-
-
-class Connection:
-    """One client socket: a session driven by a reader and a writer."""
-
-    def __init__(
-        self,
-        socket: ServerConnection,
-        principal: Principal,
-        session: Session,
-        edge: WebSocketEdge,
-    ) -> None:
-        self.id = uuid.uuid4().hex[:12]
-        self.principal = principal
-        self.session = session
-        self._socket = socket
-        self._edge = edge
-        # Set whenever the session has something for the writer to do.
-        self._wake = asyncio.Event()
-        # Set once the session asks for the socket to be closed.
-        self._closing = asyncio.Event()
-
-    def __repr__(self) -> str:
-        return f"<Connection {self.id} user={self.principal.user_id} {self.session!r}>"
-
-    def deliver(self, event: GameEvent) -> None:
-        self.session.deliver(event)
-        self._poke()
-
-    def _poke(self) -> None:
-        self._wake.set()
-        if self.session.close_request is not None:
-            self._closing.set()
-
-    async def run(self) -> None:
-        """Serve the socket until the client leaves or the session closes it."""
-        tasks = [
-            asyncio.create_task(self._read_loop()),
-            asyncio.create_task(self._write_loop()),
-            asyncio.create_task(self._closing.wait()),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._unsubscribe_all()
-
-        self._check_failures(done)
-        if (close := self.session.close_request) is not None:
-            log.warning(
-                "ws_connection_closing",
-                connection=self.id,
-                code=close.code,
-                reason=close.reason,
-            )
-            await self._flush()
-            await self._socket.close(close.code, close.reason)
-
-    def _check_failures(self, done: Iterable[asyncio.Future[Any]]) -> None:
-        for task in done:
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                log.error("ws_connection_failed", connection=self.id, exc_info=error)
-                self.session.request_close(CLOSE_INTERNAL_ERROR, "internal error")
-
-    async def _read_loop(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self._socket:
-                frame = self.session.receive(raw)
-                if frame is not None:
-                    await self._execute(frame)
-
-                self._poke()
-                if self.session.close_request is not None:
-                    return
-
-    async def _write_loop(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while self.session.close_request is None:
-                await self._wake.wait()
-                self._wake.clear()
-                await self._flush()
-
-    async def _flush(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while (frame := self.session.next_frame()) is not None:
-                await self._socket.send(frame, text=True)
-
-    async def _execute(self, frame: ClientFrame) -> None:
-        try:
-            await self._dispatch(frame)
-        except LiveGameError as exc:
-            self.session.refuse(exc, frame.rid)
-        except Exception:
-            log.exception("ws_request_failed", connection=self.id, frame=repr(frame))
-            self.session.refuse(LiveGameError("internal error"), frame.rid)
-
-    async def _dispatch(self, frame: ClientFrame) -> None:
-        if isinstance(frame, PingFrame):
-            self.session.pong(frame.rid)
-        elif isinstance(frame, SubscribeFrame):
-            await self._subscribe(frame)
-        elif isinstance(frame, MoveFrame):
-            await self._move(frame)
-        else:
-            await self._act(frame)
-
-    async def _subscribe(self, frame: SubscribeFrame) -> None:
-        self.session.begin_subscribe(frame.game)
-        try:
-            reply = await self._edge.service.subscribe(frame.game, self, frame.since)
-        except LiveGameError as exc:
-            self.session.subscribe_failed(frame.game, exc, frame.rid)
-            if isinstance(exc, Overloaded):
-                # A timed-out subscribe may still have registered us.
-                await self._unsubscribe(frame.game)
-            return
-
-        self.session.subscribed(frame.game, reply, frame.rid)
-        if frame.since is not None:
-            self._edge.observer.connection_resumed()
-
-    async def _move(self, frame: MoveFrame) -> None:
-        await self._edge.players.check_player(frame.game, self.principal)
-        command = PlayMove(self.principal.user_id, frame.move.uci, frame.move.ply)
-        result = await self._ask(frame.game, command, MoveResult)
-        self.session.reply(ack_frame(frame.game, frame.rid, move_result_json(result)))
-
-    async def _act(self, frame: ActionFrame) -> None:
-        await self._edge.players.check_player(frame.game, self.principal)
-        command = frame.action(self.principal.user_id)
-        view = await self._ask(frame.game, command, GameView)
-        self.session.reply(ack_frame(frame.game, frame.rid, game_json(view)))
-
-    async def _ask(
-        self, game_id: str, command: GameMessage, reply: type[_Reply]
-    ) -> _Reply:
-        timeout = self._edge.config.ask_timeout
-        return await ask_for(self._edge.service, game_id, command, reply, timeout)
-
-    async def _unsubscribe_all(self) -> None:
-        for game_id in self.session.games:
-            await self._unsubscribe(game_id)
-
-    async def _unsubscribe(self, game_id: str) -> None:
-        try:
-            await self._edge.service.unsubscribe(game_id, self)
-        except Exception:
-            # A closed session ignores late events: a failed unsubscribe costs
-            # the game some memory, never a wrong delivery.
-            log.warning("ws_unsubscribe_failed", connection=self.id, game_id=game_id)
 
 
 class WebSocketEdge:
@@ -271,7 +95,15 @@ class WebSocketEdge:
             await socket.close(CLOSE_INTERNAL_ERROR, "unauthenticated connection")
             return
 
-        connection = Connection(socket, principal, self._session(), self)
+        connection = Connection(
+            socket,
+            principal,
+            self._session(),
+            service=self.service,
+            players=self.players,
+            observer=self.observer,
+            ask_timeout=self.config.ask_timeout,
+        )
         self.connections.add(connection)
         self.observer.connection_opened()
         bound = log.bind(connection=connection.id, user=principal.user_id)
