@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from transport_fakes import bearer
+
+from livegame.transport import build_app
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +133,20 @@ async def test_the_cluster_view_comes_from_the_node(client):
 
     assert response.status == 200
     assert (await response.json())["node"] == "test-node"
+
+
+async def test_metrics_can_be_rendered_by_telemetry(games, verifier):
+    seen = []
+
+    def render(accept: str | None) -> tuple[bytes, str]:
+        seen.append(accept)
+        return b"# custom\n", "application/openmetrics-text; version=1.0.0"
+
+    app = build_app(games, verifier, render_metrics=render)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/metrics", headers={"Accept": "application/x"})
+
+        assert await response.text() == "# custom\n"
+        assert response.headers["Content-Type"].startswith("application/openmetrics")
+
+    assert seen == ["application/x"]
