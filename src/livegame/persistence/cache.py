@@ -111,7 +111,9 @@ class BoardCache:
         with redis_errors("cache_read", game_id=game_id):
             raw = await self._client.get(self._key(game_id))
 
-        return None if raw is None else decode_board(game_id, bytes(raw))
+        if raw is None:
+            return None
+        return decode_board(game_id, raw.encode() if isinstance(raw, str) else raw)
 
     async def drain(self) -> None:
         """Wait until every queued board has been written (or failed)."""
