@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -10,7 +11,28 @@ from persistence_helpers import GameScript
 
 from livegame.persistence.committer import GroupCommitConfig, GroupCommitter
 from livegame.persistence.journal import PostgresJournal
+from livegame.persistence.migrate import migrate
 from livegame.persistence.pool import create_pool
+
+
+@pytest.fixture
+async def empty_database(postgres_admin_url: str) -> AsyncIterator[str]:
+    """DSN of a database of this test's own, with no tables, dropped after."""
+    name = f"livegame_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def own_database(empty_database: str) -> str:
+    """DSN of a migrated database of this test's own: its outbox is its own."""
+    await migrate(empty_database)
+    return empty_database
 
 
 @pytest.fixture

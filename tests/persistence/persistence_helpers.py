@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 
 import chess
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 
 from livegame.actors.game.events import (
     Color,
@@ -84,3 +89,56 @@ class GameScript:
             self.clock,
             at_ms,
         )
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0
+) -> None:
+    """Return once ``condition()`` holds; fail the test at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        outcome = condition()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def consume_events(
+    bootstrap: str, topic: str, wanted: set[str], timeout: float = 20.0
+) -> list[ConsumerRecord]:
+    """Read ``topic`` from the start until every event id in ``wanted`` came."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not wanted <= {orjson.loads(r.value)["event_id"] for r in records}:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"events missing from {topic} after {timeout}s")
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+
+    return records
+
+
+def seqs_by_game(records: list[ConsumerRecord]) -> dict[str, list[int]]:
+    """Return each game's event seqs in the order Kafka delivered them."""
+    seqs: dict[str, list[int]] = {}
+    for record in records:
+        value = orjson.loads(record.value)
+        assert record.key.decode() == value["game_id"]
+        seqs.setdefault(value["game_id"], []).append(value["seq"])
+    return seqs

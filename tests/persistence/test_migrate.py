@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -13,19 +11,6 @@ from livegame.errors import StorageError
 from livegame.persistence.migrate import available_migrations, migrate
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def empty_database(postgres_admin_url: str) -> AsyncIterator[str]:
-    """DSN of a database of this test's own, with no tables, dropped after."""
-    name = f"livegame_test_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(postgres_admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_migrations_are_numbered_from_one_without_gaps() -> None:

@@ -1,0 +1,172 @@
+"""
+The Kafka producer of game events.
+
+Every event goes to one topic (``live-game.events`` by default), keyed by
+game id so a game's events share a partition and keep their order, with
+``acks=all``. The producer is idempotent where the broker supports it: with
+``idempotence="auto"`` it tries, and falls back to a plain producer when the
+broker refuses to hand out a producer id (as the Tansu broker does). aiokafka
+keeps one batch in flight per partition, so order holds either way; without
+idempotence a retried batch may be written twice, which consumers drop by
+``event_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from livegame.errors import StorageError
+from livegame.persistence._translate import kafka_errors
+from livegame.persistence.outbox import OutboxRow
+
+log = structlog.get_logger("livegame.persistence.kafka")
+
+Idempotence = Literal["auto", "on", "off"]
+
+DEFAULT_TOPIC = "live-game.events"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaConfig:
+    bootstrap_servers: str
+    topic: str = DEFAULT_TOPIC
+    idempotence: Idempotence = "auto"
+    # How long one send may take, retries included, before it fails.
+    request_timeout_ms: int = 10_000
+    linger_ms: int = 2
+    client_id: str = "live-game-api"
+
+
+class EventProducer:
+    """Publish outbox rows to Kafka; start it before use, stop it after."""
+
+    def __init__(self, config: KafkaConfig) -> None:
+        self._config = config
+        self._producer: AIOKafkaProducer | None = None
+        # Whether the running producer is idempotent; None before start.
+        self.idempotent: bool | None = None
+
+    def __repr__(self) -> str:
+        state = "started" if self._producer else "stopped"
+        topic = self._config.topic
+        return f"<EventProducer {state} {topic=} idempotent={self.idempotent}>"
+
+    async def start(self) -> None:
+        """
+        Connect to the brokers.
+
+        Raises:
+            StorageError: no broker answers, or ``idempotence="on"`` and the
+                broker refuses it.
+        """
+        if self._producer is not None:
+            return
+        if self._config.idempotence != "off":
+            try:
+                self._producer = await self._started(idempotent=True)
+                self.idempotent = True
+                return
+            except StorageError as exc:
+                if not _refused_idempotence(exc) or self._config.idempotence == "on":
+                    raise
+                log.warning("kafka_idempotence_unavailable", error=str(exc.__cause__))
+
+        self._producer = await self._started(idempotent=False)
+        self.idempotent = False
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with kafka_errors("stop"):
+                await producer.stop()
+
+    async def publish(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+        """
+        Send ``rows`` in order and wait for the brokers' acknowledgements.
+
+        Returns:
+            The rows acknowledged, minus any row of a game after one of its
+            rows failed, so a game's acknowledged rows are a prefix of its
+            rows here.
+
+        Raises:
+            StorageError: the producer is not started or Kafka failed every
+                send (a partial failure returns the acknowledged rows).
+        """
+        if self._producer is None:
+            raise StorageError("the Kafka producer is not started", backend="kafka")
+
+        sends = [await self._send(self._producer, row) for row in rows]
+        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+
+        return _acknowledged(rows, outcomes)
+
+    async def _send(
+        self, producer: AIOKafkaProducer, row: OutboxRow
+    ) -> asyncio.Future[object]:
+        with kafka_errors("send", game_id=row.game_id, seq=row.seq):
+            future: asyncio.Future[object] = await producer.send(
+                self._config.topic,
+                value=row.payload.encode(),
+                key=row.game_id.encode(),
+                headers=[
+                    ("event_id", row.event_id.encode()),
+                    ("type", row.type.encode()),
+                ],
+            )
+        return future
+
+    async def _started(self, *, idempotent: bool) -> AIOKafkaProducer:
+        config = self._config
+        producer = AIOKafkaProducer(
+            bootstrap_servers=config.bootstrap_servers,
+            client_id=config.client_id,
+            acks="all",
+            enable_idempotence=idempotent,
+            request_timeout_ms=config.request_timeout_ms,
+            linger_ms=config.linger_ms,
+        )
+        try:
+            with kafka_errors("connect", idempotent=idempotent):
+                await producer.start()
+        except BaseException:
+            # Failed or cancelled half-way: close what start() opened.
+            await producer.stop()
+            raise
+
+        return producer
+
+
+def _refused_idempotence(error: StorageError) -> bool:
+    """Whether the broker answered but would not give us a producer id."""
+    cause = error.__cause__
+    return isinstance(cause, KafkaError) and not isinstance(cause, KafkaConnectionError)
+
+
+def _acknowledged(
+    rows: Sequence[OutboxRow], outcomes: Sequence[object]
+) -> list[OutboxRow]:
+    failed_games: set[str] = set()
+    acknowledged = []
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed_games.add(row.game_id)
+        elif row.game_id not in failed_games:
+            acknowledged.append(row)
+
+    if rows and not acknowledged:
+        first = next(o for o in outcomes if isinstance(o, BaseException))
+        raise StorageError(
+            f"kafka rejected every send: {type(first).__name__}: {first}",
+            backend="kafka",
+            rows=len(rows),
+        ) from first
+
+    return acknowledged
