@@ -345,6 +345,9 @@ async def _drain(
 ) -> None:
     """Stop accepting, finish what is in flight, flush, release; in that order."""
     log.info("node_draining")
+    # From here on supervisors restart nothing: a stopped /user would
+    # otherwise come back, and a lease keeper renew what was just dropped.
+    system.shutting_down = True
     with anyio.CancelScope(shield=True):
         websockets.close()
         with anyio.move_on_after(DRAIN_STEP_TIMEOUT):
@@ -358,6 +361,8 @@ async def _drain(
             await persistence.flush()
         with anyio.move_on_after(DRAIN_STEP_TIMEOUT):
             await cache.drain()
+        with anyio.move_on_after(DRAIN_STEP_TIMEOUT):
+            await system.stop("/system/lease")
         try:
             released = await directory.release_all()
             await directory.drop_lease()
