@@ -343,10 +343,10 @@ class KafkaEvents:
         return self.of(game_id)
 
     async def wait_for_plies(
-        self, game_id: str, plies: int, timeout: float = 20.0
+        self, game_id: str, plies: int, timeout: float = 20.0, since: int = 1
     ) -> list[Json]:
-        """Wait until the game's first ``plies`` moves arrived; return its moves."""
-        wanted = set(range(1, plies + 1))
+        """Wait until moves ``since``..``plies`` arrived; return the game's moves."""
+        wanted = set(range(since, plies + 1))
         await eventually(
             lambda: wanted <= {e["ply"] for e in self.moves(game_id)}, timeout
         )
