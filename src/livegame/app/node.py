@@ -34,12 +34,14 @@ import structlog
 from livegame.actors import ActorSystem
 from livegame.actors.game.actor import GameActors
 from livegame.app.config import ConfigError, Settings
+from livegame.app.peers import PeerClient
 from livegame.app.service import NodeService
 from livegame.errors import GameNotFound
 from livegame.persistence._translate import postgres_errors
 from livegame.persistence.cache import BoardCache
 from livegame.persistence.committer import GroupCommitConfig
 from livegame.persistence.directory import RedisDirectory
+from livegame.persistence.fanout import EventFanout
 from livegame.persistence.journal import PostgresJournal
 from livegame.persistence.kafka import KafkaConfig
 from livegame.persistence.migrate import migrate
@@ -70,6 +72,7 @@ from livegame.transport import (
     serve_websocket,
     start_http,
 )
+from livegame.transport.peer import decode_event, encode_event
 
 log = structlog.get_logger("livegame.app")
 
@@ -239,11 +242,23 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 ],
             }
 
+        peers = PeerClient(directory, settings.auth_secret, settings.node_id)
+        stack.push_async_callback(peers.close)
+        fanout = EventFanout(
+            client,
+            prefix=settings.redis_prefix,
+            encode=encode_event,
+            decode=decode_event,
+            on_unheard=lambda game_id: service.stop_publishing(game_id),
+        )
+        stack.push_async_callback(fanout.close)
         service = NodeService(
             system,
             journal,
             placement,
             epochs,
+            peers=peers,
+            fanout=fanout,
             checks={
                 "postgres": lambda: pool.fetchval("SELECT 1"),
                 "redis": client.ping,
@@ -273,7 +288,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                                 ChildSpec(
                                     "lease",
                                     lambda: LeaseKeeper(
-                                        directory, settings.lease_ttl_seconds / 3, adopt
+                                        directory,
+                                        settings.lease_ttl_seconds / 3,
+                                        adopt,
+                                        service.renew_watches,
                                     ),
                                 ),
                             ]

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -30,13 +30,29 @@ from livegame.actors.game.messages import (
 )
 from livegame.actors.game.rules import GameState, create_game
 from livegame.actors.system import ActorSnapshot
-from livegame.errors import Forbidden, GameNotFound, StorageError
+from livegame.errors import (
+    Fenced,
+    Forbidden,
+    GameNotFound,
+    LiveGameError,
+    Overloaded,
+    StorageError,
+)
 from livegame.supervisor import Games, check_game_id
 from livegame.supervisor.placement import Elsewhere, Placement
 from livegame.transport.auth import SERVICE, Principal
+from livegame.transport.peer import WatchFromPeer
 from livegame.transport.service import BoardView, CheckResult, JsonMapping
 
+if TYPE_CHECKING:
+    from livegame.app.peers import PeerClient
+    from livegame.persistence.fanout import EventFanout
+
 log = structlog.get_logger("livegame.app")
+
+# Placements tried for one command while its game moves between nodes.
+_PLACEMENT_ATTEMPTS = 3
+_ASK_TIMEOUT = 5.0
 
 # Readiness checks: name -> coroutine raising on failure.
 Check = Callable[[], Awaitable[object]]
@@ -78,6 +94,9 @@ class NodeService:
         checks: readiness checks by name.
         read_board: the cache's board of a game, or None on a miss.
         cluster_info: what ``GET /admin/cluster`` shows.
+        peers: forwards commands to the node serving a game; without it a
+            game served elsewhere is not found here.
+        fanout: publishes and follows game events across nodes.
     """
 
     def __init__(
@@ -90,6 +109,8 @@ class NodeService:
         checks: Mapping[str, Check],
         read_board: BoardReader,
         cluster_info: Callable[[], Awaitable[JsonMapping]],
+        peers: PeerClient | None = None,
+        fanout: EventFanout | None = None,
     ) -> None:
         self._system = system
         self._games = Games(system)
@@ -99,6 +120,8 @@ class NodeService:
         self._checks = dict(checks)
         self._read_board = read_board
         self._cluster_info = cluster_info
+        self._peers = peers
+        self._fanout = fanout
         # One placement at a time per game on this node.
         self._placing: dict[str, anyio.Lock] = {}
 
@@ -120,14 +143,9 @@ class NodeService:
     ) -> GameView:
         if by.user_id not in (white, black) and SERVICE not in by.roles:
             raise Forbidden("only a player or a service may create a game")
-        initial_ms, increment_ms = (
-            (None, 0)
-            if clock is None
-            else (
-                clock[0] * 1000,
-                clock[1] * 1000,
-            )
-        )
+        initial_ms, increment_ms = (None, 0)
+        if clock is not None:
+            initial_ms, increment_ms = clock[0] * 1000, clock[1] * 1000
         now = _now_ms()
         created = create_game(
             new_game_id(), white, black, initial_ms, increment_ms, now
@@ -138,26 +156,109 @@ class NodeService:
         return GameState(created).view(now)
 
     async def ask(self, game_id: str, message: GameMessage, timeout: float) -> object:
-        ref = await self._ref(game_id)
-        try:
-            return await ref.ask(message, timeout)
-        except ActorStopped:
-            # Passivated or fenced between the look-up and the ask: once more.
-            ref = await self._ref(game_id)
-            return await ref.ask(message, timeout)
+        ref = self._games.local(game_id)
+        if ref is not None:
+            try:
+                return await ref.ask(message, timeout)
+            except (ActorStopped, Fenced):
+                pass  # passivated or fenced since the look-up: place it again
+
+        for _ in range(_PLACEMENT_ATTEMPTS):
+            where = await self._locate(game_id)
+            try:
+                if not isinstance(where, Elsewhere):
+                    return await where.ask(message, timeout)
+                if self._peers is None:
+                    raise GameNotFound(
+                        f"game {game_id} is served elsewhere", game_id=game_id
+                    )
+                return await self._peers.ask(where.node_id, game_id, message, timeout)
+            except (ActorStopped, Fenced):
+                # The game moved while the command travelled; a fenced
+                # command committed nothing, so it may run again.
+                continue
+
+        raise Overloaded(
+            f"game {game_id} is moving between nodes; retry", game_id=game_id
+        )
+
+    async def ask_here(self, game_id: str, message: Any, timeout: float) -> object:
+        """
+        Run a command another node forwarded, on this node only.
+
+        Raises:
+            Fenced: this node does not serve the game (any more).
+        """
+        where = await self._locate(game_id)
+        if isinstance(where, Elsewhere):
+            raise Fenced(
+                f"node {self._placement.node_id} does not serve game {game_id}",
+                game_id=game_id,
+            )
+        if isinstance(message, WatchFromPeer):
+            publisher = self._fanout.publisher(game_id) if self._fanout else None
+            if publisher is None:
+                raise GameNotFound("this node does not publish events", game_id=game_id)
+            return await where.ask(Subscribe(publisher, message.since), timeout)
+
+        return await where.ask(message, timeout)
 
     async def subscribe(
         self, game_id: str, subscriber: Subscriber, since: int | None
     ) -> Subscribed:
-        reply = await self.ask(game_id, Subscribe(subscriber, since), 5.0)
+        where = await self._locate(game_id)
+        if not isinstance(where, Elsewhere):
+            reply = await where.ask(Subscribe(subscriber, since), _ASK_TIMEOUT)
+            assert isinstance(reply, Subscribed)
+            return reply
+        if self._fanout is None or self._peers is None:
+            raise GameNotFound(f"game {game_id} is served elsewhere", game_id=game_id)
+
+        # Listen first, then ask for the state: an event published in
+        # between is then seen twice at worst, and watchers drop repeats.
+        await self._fanout.watch(game_id, subscriber)
+        try:
+            reply = await self._peers.ask(
+                where.node_id, game_id, WatchFromPeer(since), _ASK_TIMEOUT
+            )
+        except LiveGameError:
+            await self._fanout.unwatch(game_id, subscriber)
+            raise
         assert isinstance(reply, Subscribed)
+
         return reply
 
     async def unsubscribe(self, game_id: str, subscriber: Subscriber) -> None:
+        if self._fanout is not None and self._fanout.watching(game_id):
+            await self._fanout.unwatch(game_id, subscriber)
         ref = self._games.local(game_id)
         if ref is not None:
             with contextlib.suppress(ActorStopped):
-                await ref.ask(Unsubscribe(subscriber), 5.0)
+                await ref.ask(Unsubscribe(subscriber), _ASK_TIMEOUT)
+
+    async def renew_watches(self) -> None:
+        """Ask each watched game's node again to publish: it may have moved."""
+        if self._fanout is None or self._peers is None:
+            return
+        for game_id in self._fanout.watched_games():
+            try:
+                where = await self._locate(game_id)
+                if isinstance(where, Elsewhere):
+                    await self._peers.ask(
+                        where.node_id, game_id, WatchFromPeer(None), _ASK_TIMEOUT
+                    )
+            except LiveGameError as error:
+                log.debug("watch_renewal_failed", game_id=game_id, error=error.code)
+
+    def stop_publishing(self, game_id: str) -> None:
+        """No node listens to this game's events any more: stop sending them."""
+        if self._fanout is None:
+            return
+        publisher = self._fanout.forget_publisher(game_id)
+        ref = self._games.local(game_id)
+        if publisher is not None and ref is not None:
+            with contextlib.suppress(LiveGameError):
+                ref.tell(Unsubscribe(publisher))
 
     async def board(self, game_id: str) -> BoardView:
         check_game_id(game_id)
@@ -169,11 +270,12 @@ class NodeService:
         if board is not None:
             return board
 
-        view = await self.ask(game_id, _GET_GAME, 5.0)
+        view = await self.ask(game_id, _GET_GAME, _ASK_TIMEOUT)
         assert isinstance(view, GameView)
         return BoardView.of(view)
 
-    async def _ref(self, game_id: str) -> ActorRef[Any]:
+    async def _locate(self, game_id: str) -> ActorRef[Any] | Elsewhere:
+        """Return the game's local actor, placing it here if it is free."""
         ref = self._games.local(game_id)
         if ref is not None:
             return ref
@@ -187,24 +289,14 @@ class NodeService:
                 ref = self._games.local(game_id)
                 if ref is not None:
                     return ref
-                return await self._place_here(game_id)
+                placed = await self._placement.place(game_id)
+                if isinstance(placed, Elsewhere):
+                    return placed
+                self._epochs[game_id] = placed.epoch
+                return await self._games.activate(game_id)
         finally:
             if not lock.statistics().tasks_waiting:
                 self._placing.pop(game_id, None)
-
-    async def _place_here(self, game_id: str) -> ActorRef[Any]:
-        placed = await self._placement.place(game_id)
-        if isinstance(placed, Elsewhere):
-            # TODO: forward to the owner node; until then a game owned by
-            # another live node is refused here, and the client retries.
-            raise GameNotFound(
-                f"game {game_id} is served by node {placed.node_id}",
-                game_id=game_id,
-                node=placed.node_id,
-            )
-        self._epochs[game_id] = placed.epoch
-
-        return await self._games.activate(game_id)
 
     # Operations.
 

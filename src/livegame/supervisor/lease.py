@@ -45,6 +45,7 @@ class LeaseKeeper(Actor[Tick]):
         directory: the cluster directory.
         interval: seconds between renewals; a third of the lease's TTL.
         adopt: activates one game on this node (claiming it first).
+        on_tick: run after each renewal (e.g. renewing remote watches).
     """
 
     def __init__(
@@ -52,10 +53,12 @@ class LeaseKeeper(Actor[Tick]):
         directory: LeaseDirectory,
         interval: float,
         adopt: Callable[[str], Awaitable[object]],
+        on_tick: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._directory = directory
         self._interval = interval
         self._adopt = adopt
+        self._on_tick = on_tick
         # Whether the last renewal failed, to log each outage once.
         self._failing = False
 
@@ -67,6 +70,8 @@ class LeaseKeeper(Actor[Tick]):
         await self._renew()
         if not self._failing:
             await self._adopt_orphans()
+        if self._on_tick is not None:
+            await self._on_tick()
 
     async def _renew(self) -> None:
         try:

@@ -20,7 +20,9 @@ from livegame.errors import Unauthorized
 
 ADMIN: Final = "admin"
 SERVICE: Final = "service"
-KNOWN_ROLES: Final = frozenset({ADMIN, SERVICE})
+# Held by the cluster's nodes, for requests they forward to each other.
+NODE: Final = "node"
+KNOWN_ROLES: Final = frozenset({ADMIN, SERVICE, NODE})
 
 _ALGORITHM: Final = "HS256"
 # RFC 7518 wants an HS256 key at least as long as the hash output.

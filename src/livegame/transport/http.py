@@ -39,6 +39,7 @@ from livegame.transport.http_ops import (
     OpsRoutes,
     render_default_registry,
 )
+from livegame.transport.http_peer import PeerRoutes
 from livegame.transport.observer import NullObserver, TransportObserver
 from livegame.transport.ratelimit import BucketTable, retry_after_header
 from livegame.transport.service import GameService
@@ -97,6 +98,7 @@ def build_app(
     )
     app.add_routes(ops.routes())
     app.add_routes(AdminRoutes(service, gate).routes())
+    app.add_routes(PeerRoutes(service, verifier).routes())
 
     return app
 

@@ -108,6 +108,15 @@ def _schemas() -> dict[str, Schema]:
         "Clock": clock,
         "ClockRequest": clock_request,
         "CreateGame": create,
+        "PeerReply": _object({"kind": _string()}, closed=False),
+        "PeerRequest": _object(
+            {
+                "message": _object(
+                    {"kind": _string(), "fields": {"type": "object"}}, closed=False
+                ),
+                "timeout": {"type": "number", "minimum": 0, "maximum": 30},
+            }
+        ),
         "MoveRequest": _object(
             {
                 "uci": _string(inbound.UCI_PATTERN.pattern),
@@ -321,6 +330,15 @@ def _ops_paths() -> dict[str, Schema]:
         },
         "/admin/cluster": {
             "get": _operation("Nodes and leases", (200, "Cluster"), (*_ADMIN, 503))
+        },
+        "/internal/games/{id}/ask": {
+            "parameters": [_GAME_ID],
+            "post": _operation(
+                "Node to node: run a forwarded command on the game's node",
+                (200, "PeerReply"),
+                (400, 401, 403, 404, 409, 422, 429, 503),
+                body="PeerRequest",
+            ),
         },
     }
 
