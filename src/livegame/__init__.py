@@ -1,3 +1,3 @@
-"""live-game-api: a server for live chess games, built as a tree of supervised actors."""
+"""live-game-api: a server for live chess games, built as supervised actors."""
 
 __version__ = "0.1.0"

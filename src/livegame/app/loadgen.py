@@ -144,7 +144,6 @@ class Load:
         self.pacer = Pacer(args.rate)
         self.deadline = 0.0
         self.serial = itertools.count()
-        self.service_token = mint_token(secret, "bench", roles=("service",))
 
     def token(self, user: str) -> str:
         return mint_token(self.secret, user)
@@ -196,7 +195,9 @@ class Load:
             "black": black,
             "clock": {"initial": 600, "increment": 5},
         }
-        headers = {"Authorization": f"Bearer {self.service_token}"}
+        # The white player creates the game, as a player would; one service
+        # token for every game would hit the per-user rate limit.
+        headers = {"Authorization": f"Bearer {self.token(white)}"}
         t0 = time.perf_counter()
         async with session.post(
             f"{self.http}/api/games", json=body, headers=headers
