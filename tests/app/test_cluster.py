@@ -115,7 +115,8 @@ async def test_the_internal_route_refuses_tokens_without_the_node_role(
     )
 
     assert as_player.status == 403
-    assert as_node.status == 200 and as_node.body["kind"] == "GameView"
+    assert as_node.status == 200
+    assert as_node.body["kind"] == "GameView"
     assert odd.status == 400
 
 
