@@ -117,11 +117,17 @@ async def consume_events(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        # The topic may not exist yet: look for it again soon.
+        metadata_max_age_ms=200,
     )
-    await consumer.start()
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        await asyncio.wait_for(consumer.start(), timeout)
+    except BaseException:
+        await consumer.stop()
+        raise
     records: list[ConsumerRecord] = []
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
         while not wanted <= {orjson.loads(r.value)["event_id"] for r in records}:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"events missing from {topic} after {timeout}s")

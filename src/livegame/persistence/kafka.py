@@ -82,10 +82,20 @@ class EventProducer:
         self.idempotent = False
 
     async def stop(self) -> None:
+        """Flush what is in flight and close; give up after the request timeout."""
         producer, self._producer = self._producer, None
-        if producer is not None:
-            with kafka_errors("stop"):
-                await producer.stop()
+        if producer is None:
+            return
+        # stop() flushes: with the brokers gone it could wait for a long time.
+        limit = self._config.request_timeout_ms / 1000 + 1.0
+        try:
+            await asyncio.wait_for(self._stopped(producer), limit)
+        except TimeoutError:
+            log.warning("kafka_producer_stop_timeout", seconds=limit)
+
+    async def _stopped(self, producer: AIOKafkaProducer) -> None:
+        with kafka_errors("stop"):
+            await producer.stop()
 
     async def publish(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
         """
@@ -103,10 +113,19 @@ class EventProducer:
         if self._producer is None:
             raise StorageError("the Kafka producer is not started", backend="kafka")
 
-        sends = [await self._send(self._producer, row) for row in rows]
-        outcomes = await asyncio.gather(*sends, return_exceptions=True)
+        sends: list[asyncio.Future[object]] = []
+        refused: list[BaseException] = []
+        try:
+            for row in rows:
+                sends.append(await self._send(self._producer, row))
+        except StorageError as exc:
+            # The rows after this one were never handed to the producer.
+            refused = [exc] * (len(rows) - len(sends))
 
-        return _acknowledged(rows, outcomes)
+        # Wait for every send handed over, so none is left behind in flight.
+        outcomes: list[object] = await asyncio.gather(*sends, return_exceptions=True)
+
+        return _acknowledged(rows, [*outcomes, *refused])
 
     async def _send(
         self, producer: AIOKafkaProducer, row: OutboxRow

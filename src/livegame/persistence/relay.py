@@ -33,6 +33,9 @@ log = structlog.get_logger("livegame.persistence.relay")
 # Names the relay's advisory lock among the database's advisory locks.
 RELAY_LOCK_KEY = 0x6C67_7265_6C61
 
+# Seconds stop() waits for the relay's loop to end once cancelled.
+_STOP_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
@@ -51,13 +54,19 @@ class RelayConfig:
 
 @dataclass(frozen=True, slots=True)
 class RelayStatistics:
-    leader: bool
+    # "starting", "leading", "standby" (another relay leads), "failing" or
+    # "stopped".
+    state: str
     published: int
     failures: int
     # Failures since the last successful round; 0 when healthy.
     failing_for: int
     idempotent: bool | None
     last_error: str | None
+
+    @property
+    def leader(self) -> bool:
+        return self.state == "leading"
 
 
 class OutboxRelay:
@@ -84,11 +93,15 @@ class OutboxRelay:
         self._dsn = dsn
         self._config = config or RelayConfig()
         self._producer = EventProducer(kafka)
+        # stop() lets a round in progress finish for this long, then cancels.
+        self._grace = kafka.request_timeout_ms / 1000 + 1.0
         self._on_crash = on_crash
         self._conn: asyncpg.Connection | None = None
         self._leader = False
+        self._state = "starting"
         # Set by notify(): there may be rows to publish.
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._published = 0
         self._failures = 0
@@ -96,20 +109,26 @@ class OutboxRelay:
         self._last_error: str | None = None
 
     def __repr__(self) -> str:
-        role = "leader" if self._leader else "standby"
-        return f"<OutboxRelay {role} published={self._published}>"
+        return f"<OutboxRelay {self._state} published={self._published}>"
 
     async def start(self) -> None:
         if self._task is None:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
+        """Stop between rounds, so no publish is cut off half-way."""
+        self._stopping.set()
+        self._wake.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            _, running = await asyncio.wait({task}, timeout=self._grace)
+            if running:
+                task.cancel()
+                await asyncio.wait({task}, timeout=_STOP_TIMEOUT)
         await self._close_connection()
         await self._stop_producer()
+        self._state = "stopped"
 
     def notify(self) -> None:
         """Publish soon: new rows have been committed."""
@@ -122,7 +141,7 @@ class OutboxRelay:
 
     def statistics(self) -> RelayStatistics:
         return RelayStatistics(
-            leader=self._leader,
+            state=self._state,
             published=self._published,
             failures=self._failures,
             failing_for=self._failing_for,
@@ -132,7 +151,7 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     await self._serve()
                 except StorageError as exc:
@@ -146,18 +165,20 @@ class OutboxRelay:
         conn = await self._connection()
         if not await self._lead(conn):
             # Another node leads; try again at the next sweep, not per commit.
-            await asyncio.sleep(self._config.sweep_interval)
+            self._state = "standby"
+            await self._pause(self._config.sweep_interval)
             return
 
         await self._producer.start()
-        while True:
+        self._state = "leading"
+        while not self._stopping.is_set():
             self._wake.clear()
             await self._publish_all(conn)
             self._failing_for = 0
             await self._wait_for_work()
 
     async def _publish_all(self, conn: asyncpg.Connection) -> None:
-        while True:
+        while not self._stopping.is_set():
             rows = await fetch_unpublished(conn, self._config.batch_size)
             if not rows:
                 return
@@ -172,6 +193,11 @@ class OutboxRelay:
         # A timeout is no error: it is time for a sweep.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._config.sweep_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the relay is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _recover(self, error: StorageError) -> None:
         self._failures += 1
@@ -189,7 +215,8 @@ class OutboxRelay:
         else:
             await self._close_connection()
 
-        await asyncio.sleep(self._config.backoff.delay(self._failing_for))
+        self._state = "failing"
+        await self._pause(self._config.backoff.delay(self._failing_for))
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is not None and not self._conn.is_closed():
