@@ -231,14 +231,18 @@ class Watcher:
         await self.socket.send(orjson.dumps(frame).decode())
 
     async def request(self, frame: Json, timeout: float = 10.0) -> Json:
-        """Send ``frame`` with a fresh rid; return the ack or error carrying it."""
+        """Send ``frame`` with a fresh rid; return the reply carrying it."""
         rid = self.next_rid()
         await self.send({**frame, "rid": rid})
 
-        return await self.wait_for(
-            lambda f: f.get("rid") == rid and f["type"] in {"ack", "error", "state"},
-            timeout,
-        )
+        return await self.wait_for(lambda f: f.get("rid") == rid, timeout)
+
+    async def send_raw(self, raw: str | bytes, timeout: float = 10.0) -> Json:
+        """Send a frame as is; return the next error frame."""
+        seen = len(self.frames)
+        await self.socket.send(raw)
+
+        return await self.wait_for(lambda f: f["type"] == "error", timeout, seen)
 
     async def subscribe(self, game_id: str, since: int | None = None) -> Json:
         frame: Json = {"type": "subscribe", "game": game_id}
@@ -255,10 +259,9 @@ class Watcher:
         )
 
     async def wait_for(
-        self, predicate: Callable[[Json], bool], timeout: float = 10.0
+        self, predicate: Callable[[Json], bool], timeout: float = 10.0, seen: int = 0
     ) -> Json:
-        """Return the first frame matching ``predicate``, waiting for it."""
-        seen = 0
+        """Return the first frame from index ``seen`` on matching ``predicate``."""
         with anyio.fail_after(timeout):
             while True:
                 for frame in self.frames[seen:]:
