@@ -22,10 +22,12 @@ import asyncpg
 import chess
 
 from livegame.actors.game.events import (
+    Color,
     GameCreated,
     GameEnded,
     GameEvent,
     MovePlayed,
+    Status,
     event_id,
 )
 from livegame.errors import Conflict, GameNotFound, LiveGameError, StorageError
@@ -39,7 +41,6 @@ from livegame.persistence.requests import AppendEvents, CreateGame, WriteRequest
 from livegame.persistence.state import (
     BoardState,
     OwnedBoard,
-    advance,
     check_append,
     initial_state,
 )
@@ -255,7 +256,7 @@ async def _create_games(
 
         state = initial_state(event)
         plan.created[event.game_id] = state
-        plan.outbox.append(_outbox_row(event, state))
+        plan.outbox.append(_outbox_row(event, state.status, state.winner))
 
 
 async def _append_events(
@@ -301,13 +302,15 @@ def _plan_append(
 
 
 def _plan_rows(state: BoardState, request: AppendEvents, plan: _Plan) -> None:
+    # Only an ending changes status and winner, which each outbox row carries.
+    status, winner = state.status, state.winner
     for event in request.events:
-        state = advance(state, event)
-        plan.outbox.append(_outbox_row(event, state))
         if isinstance(event, MovePlayed):
             plan.moves.append(_move_row(event))
         elif isinstance(event, GameEnded):
             plan.ended[event.game_id] = event
+            status, winner = event.status, event.winner
+        plan.outbox.append(_outbox_row(event, status, winner))
 
 
 def _owned_state(row: asyncpg.Record) -> OwnedBoard:
@@ -328,22 +331,24 @@ def _move_row(event: MovePlayed) -> tuple[object, ...]:
     )
 
 
-def _outbox_row(event: GameEvent, after: BoardState) -> tuple[object, ...]:
-    payload = encode_json(outbox_payload(event, after))
+def _outbox_row(
+    event: GameEvent, status: Status, winner: Color | None
+) -> tuple[object, ...]:
+    payload = encode_json(outbox_payload(event, status, winner))
     return (event_id(event), event.game_id, event.seq, event.type, payload)
 
 
 async def _write_plan(conn: asyncpg.Connection, plan: _Plan) -> None:
     if plan.moves:
-        await conn.execute(_INSERT_MOVES, *_columns(plan.moves, 9))
+        await conn.execute(_INSERT_MOVES, *_columns(plan.moves))
     if plan.outbox:
-        await conn.execute(_INSERT_OUTBOX, *_columns(plan.outbox, 5))
+        await conn.execute(_INSERT_OUTBOX, *_columns(plan.outbox))
     if plan.appended:
         rows = [
             _game_row(owned, plan.ended.get(game_id))
             for game_id, owned in plan.appended.items()
         ]
-        await conn.execute(_UPDATE_GAMES, *_columns(rows, 15))
+        await conn.execute(_UPDATE_GAMES, *_columns(rows))
 
 
 def _game_row(owned: OwnedBoard, ended: GameEnded | None) -> tuple[object, ...]:
@@ -367,11 +372,6 @@ def _game_row(owned: OwnedBoard, ended: GameEnded | None) -> tuple[object, ...]:
     )
 
 
-def _columns(rows: list[tuple[object, ...]], width: int) -> list[list[object]]:
+def _columns(rows: list[tuple[object, ...]]) -> list[list[object]]:
     """Turn rows into the column arrays that ``unnest`` takes."""
-    columns: list[list[object]] = [[] for _ in range(width)]
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-
-    return columns
+    return [list(column) for column in zip(*rows, strict=True)]

@@ -16,12 +16,14 @@ import asyncpg
 import orjson
 
 from livegame.actors.game.events import (
+    Color,
     DrawDeclined,
     DrawOffered,
     GameCreated,
     GameEnded,
     GameEvent,
     MovePlayed,
+    Status,
     event_id,
 )
 from livegame.persistence.state import BoardState
@@ -40,16 +42,18 @@ def to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-def outbox_payload(event: GameEvent, after: BoardState) -> dict[str, Any]:
-    """Return the Kafka value of ``event``, given the game's state after it."""
+def outbox_payload(
+    event: GameEvent, status: Status, winner: Color | None
+) -> dict[str, Any]:
+    """Return the Kafka value of ``event``, given the game's status after it."""
     payload: dict[str, Any] = {
         "event_id": event_id(event),
         "type": event.type,
         "game_id": event.game_id,
         "seq": event.seq,
         "ply": event.ply,
-        "status": after.status,
-        "winner": after.winner,
+        "status": status,
+        "winner": winner,
         "time": to_datetime(event.at_ms).isoformat(timespec="milliseconds"),
         "at_ms": event.at_ms,
     }
