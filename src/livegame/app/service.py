@@ -9,6 +9,7 @@ the operators' questions about the actor tree and the cluster.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,6 +24,8 @@ from livegame.actors.game.messages import (
     GameMessage,
     GameView,
     GetGame,
+    MoveResult,
+    PlayMove,
     Subscribe,
     Subscribed,
     Subscriber,
@@ -31,15 +34,20 @@ from livegame.actors.game.messages import (
 from livegame.actors.game.rules import GameState, create_game
 from livegame.actors.system import ActorSnapshot
 from livegame.errors import (
+    Conflict,
     Fenced,
     Forbidden,
     GameNotFound,
+    GameOver,
+    IllegalMove,
     LiveGameError,
     Overloaded,
     StorageError,
 )
 from livegame.supervisor import Games, check_game_id
 from livegame.supervisor.placement import Elsewhere, Placement
+from livegame.telemetry.metrics import observe_move
+from livegame.telemetry.tracing import message_context
 from livegame.transport.auth import SERVICE, Principal
 from livegame.transport.peer import WatchFromPeer
 from livegame.transport.service import BoardView, CheckResult, JsonMapping
@@ -53,6 +61,12 @@ log = structlog.get_logger("livegame.app")
 # Placements tried for one command while its game moves between nodes.
 _PLACEMENT_ATTEMPTS = 3
 _ASK_TIMEOUT = 5.0
+# The move counter's result for a move that ended the game.
+_MOVE_RESULTS: dict[str, Any] = {
+    "mate": "checkmate",
+    "stalemate": "stalemate",
+    "draw": "draw",
+}
 
 # Readiness checks: name -> coroutine raising on failure.
 Check = Callable[[], Awaitable[object]]
@@ -156,6 +170,31 @@ class NodeService:
         return GameState(created).view(now)
 
     async def ask(self, game_id: str, message: GameMessage, timeout: float) -> object:
+        if not isinstance(message, PlayMove):
+            return await self._route(game_id, message, timeout)
+
+        # A move: count it under its result and time it, on the node that
+        # received it (a forwarded move is not counted again on its owner).
+        trace = message_context()
+        if trace is not None:
+            message = dataclasses.replace(message, trace=trace)
+        started = time.perf_counter()
+        try:
+            result = await self._route(game_id, message, timeout)
+        except (IllegalMove, Conflict, Forbidden) as refused:
+            flagged = isinstance(refused, GameOver) and "time" in refused.message
+            observe_move(
+                "timeout" if flagged else "invalid", time.perf_counter() - started
+            )
+            raise
+        assert isinstance(result, MoveResult)
+        observe_move(
+            _MOVE_RESULTS.get(result.status, "valid"), time.perf_counter() - started
+        )
+
+        return result
+
+    async def _route(self, game_id: str, message: Any, timeout: float) -> object:
         ref = self._games.local(game_id)
         if ref is not None:
             try:

@@ -19,12 +19,14 @@ from collections.abc import Iterable
 from typing import Any, Final, TypeVar
 
 import structlog
+from opentelemetry.trace import SpanKind
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from livegame.actors.game.events import GameEvent
 from livegame.actors.game.messages import GameMessage, GameView, MoveResult, PlayMove
 from livegame.errors import LiveGameError, Overloaded
+from livegame.telemetry.tracing import span
 from livegame.transport.access import Players
 from livegame.transport.auth import Principal
 from livegame.transport.inbound import (
@@ -144,7 +146,11 @@ class Connection:
 
     async def _execute(self, frame: ClientFrame) -> None:
         try:
-            await self._dispatch(frame)
+            with span("ws.message", kind=SpanKind.SERVER) as current:
+                if current.is_recording():
+                    current.set_attribute("ws.frame", type(frame).__name__)
+                    current.set_attribute("ws.connection", self.id)
+                await self._dispatch(frame)
         except LiveGameError as exc:
             self.session.refuse(exc, frame.rid)
         except Exception:

@@ -19,6 +19,7 @@ from typing import Final
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from opentelemetry.trace import SpanKind
 
 from livegame.errors import (
     BadRequest,
@@ -27,6 +28,7 @@ from livegame.errors import (
     RateLimited,
     Unauthorized,
 )
+from livegame.telemetry.tracing import span, tracing_enabled
 from livegame.transport.access import Players
 from livegame.transport.auth import TokenVerifier
 from livegame.transport.config import HttpConfig
@@ -84,6 +86,7 @@ def build_app(
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
+            _trace,
             _request_id,
             _observe(observer or NullObserver()),
             _map_errors(config.retry_after_seconds),
@@ -111,6 +114,25 @@ async def start_http(app: web.Application, host: str, port: int) -> web.AppRunne
     log.info("http_listening", addresses=runner.addresses)
 
     return runner
+
+
+@web.middleware
+async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run the request in an ``http.request`` span joined to the caller's trace."""
+    if not tracing_enabled():
+        return await handler(request)
+
+    with span("http.request", parent=request.headers, kind=SpanKind.SERVER) as current:
+        response = await handler(request)
+        if current.is_recording():
+            route = request.match_info.route.resource
+            current.set_attribute("http.request.method", request.method)
+            current.set_attribute(
+                "http.route", route.canonical if route is not None else _UNMATCHED_ROUTE
+            )
+            current.set_attribute("http.response.status_code", response.status)
+
+        return response
 
 
 @web.middleware

@@ -47,6 +47,7 @@ from livegame.actors.game.rules import GameState
 from livegame.actors.game.watchers import Watchers
 from livegame.errors import BadRequest, Fenced, GameNotFound, LiveGameError
 from livegame.telemetry.metrics import count_game_end
+from livegame.telemetry.tracing import span
 
 log = structlog.get_logger("livegame.actors.game")
 
@@ -224,8 +225,13 @@ class GameActor(Actor[GameMessage | CheckFlag]):
 
     async def _play(self, command: PlayMove, now_ms: int) -> MoveResult:
         state = self.state
-        events = state.play(command.player, command.uci, command.ply, now_ms)
-        await self._commit(events)
+        with span("game.move", parent=command.trace) as current:
+            if current.is_recording():
+                current.set_attribute("game.id", self.game_id)
+                current.set_attribute("game.ply", command.ply)
+            events = state.play(command.player, command.uci, command.ply, now_ms)
+            with span("db.append"):
+                await self._commit(events)
 
         # A retry produced no events and gets the original result.
         return state.move_result(command.ply + 1)

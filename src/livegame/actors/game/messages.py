@@ -9,7 +9,8 @@ immutable views. An ask whose command is refused raises the matching
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from livegame.actors.game.events import Color, GameEvent, MovePlayed, Status
@@ -72,6 +73,9 @@ class PlayMove:  # -> MoveResult
     uci: str
     # The ply the player has seen: the first move is sent with ply 0.
     ply: int
+    # The sender's trace context (W3C headers), so the move's spans join the
+    # request's trace; None when the request is not traced.
+    trace: Mapping[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +140,4 @@ class Unsubscribe:  # -> None
     subscriber: Subscriber
 
 
-GameMessage = (
-    PlayMove
-    | GameAction
-    | GetGame
-    | GetMoves
-    | Subscribe
-    | Unsubscribe
-)
+GameMessage = PlayMove | GameAction | GetGame | GetMoves | Subscribe | Unsubscribe
