@@ -188,6 +188,10 @@ async def api_client(base: str) -> AsyncIterator[Api]:
         yield Api(session, base)
 
 
+class WatcherClosed(Exception):
+    """The server closed the connection before the awaited frame came."""
+
+
 class Watcher:
     """
     A WebSocket client that keeps every frame it receives, in order.
@@ -269,7 +273,7 @@ class Watcher:
                         return frame
                 seen = len(self.frames)
                 if self.close_code is not None:
-                    raise AssertionError(f"{self} closed ({self.close_code})")
+                    raise WatcherClosed(f"{self} closed ({self.close_code})")
                 await self._changed.wait()
 
     async def wait_closed(self, timeout: float = 10.0) -> int:

@@ -106,7 +106,7 @@ async def test_each_bad_http_request_gets_its_error_and_changes_nothing(
     api: Api,
 ) -> None:
     game_id = await game_at_ply_two(api)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
 
     for case in HTTP_CASES:
         reply = await api.request(
@@ -120,7 +120,7 @@ async def test_each_bad_http_request_gets_its_error_and_changes_nothing(
 
         assert (reply.status, reply.code) == (case.status, case.code), case.name
         assert reply.body["error"]["message"], case.name
-        assert await api.game(game_id) == before, case.name
+        assert await api.game(game_id, "carol") == before, case.name
 
     # The game still takes the right move from the right player.
     moved = await api.move(game_id, "alice", "f1c4", 2)
@@ -149,7 +149,7 @@ async def test_moves_and_actions_after_the_end_are_refused_and_change_nothing(
 ) -> None:
     game_id = await api.create_game("alice", "bob")
     await api.play(game_id, SCHOLARS_MATE)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
 
     refused = [
         await api.move(game_id, "bob", "e8f7", 7),
@@ -159,7 +159,7 @@ async def test_moves_and_actions_after_the_end_are_refused_and_change_nothing(
     ]
 
     assert [(r.status, r.code) for r in refused] == [(409, "game_over")] * 4
-    assert await api.game(game_id) == before
+    assert await api.game(game_id, "carol") == before
 
 
 async def test_a_retried_move_gets_its_original_result_and_is_played_once(
@@ -171,14 +171,14 @@ async def test_a_retried_move_gets_its_original_result_and_is_played_once(
 
     assert (first.status, again.status) == (200, 200)
     assert again.body == first.body
-    assert (await api.game(game_id))["moves"] == ["e2e4"]
+    assert (await api.game(game_id, "carol"))["moves"] == ["e2e4"]
 
 
 async def test_a_user_over_the_rate_limit_gets_429_with_retry_after(
     api: Api,
 ) -> None:
     game_id = await game_at_ply_two(api)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
 
     # USER_RATE is 20 a second with a burst of 40: sixty at once overflow it.
     replies = [await api.move(game_id, "alice", "f1c4", 0) for _ in range(60)]
@@ -195,7 +195,7 @@ async def test_each_bad_frame_gets_its_error_and_the_connection_lives_on(
     node: Node, api: Api
 ) -> None:
     game_id = await game_at_ply_two(api)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
     move = {"type": "move", "game": game_id}
     frames: list[tuple[str, Json, str]] = [
         ("no type", {"game": game_id}, "invalid_field"),
@@ -224,7 +224,7 @@ async def test_each_bad_frame_gets_its_error_and_the_connection_lives_on(
             resign = await mallory.request({"type": "resign", "game": game_id})
             assert resign["error"]["code"] == "not_a_player"
 
-        assert await api.game(game_id) == before
+        assert await api.game(game_id, "carol") == before
         assert (await alice.request({"type": "ping"}))["type"] == "pong"
         assert (await alice.move(game_id, "f1c4", 2))["type"] == "ack"
 
@@ -233,7 +233,7 @@ async def test_an_oversized_frame_closes_the_connection_with_1009(
     node: Node, api: Api
 ) -> None:
     game_id = await game_at_ply_two(api)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
 
     async with watching(ws_url(node.settings), "alice") as alice:
         await alice.send(
@@ -247,12 +247,13 @@ async def test_an_oversized_frame_closes_the_connection_with_1009(
         )
         assert await alice.wait_closed() == 1009
 
-    assert await api.game(game_id) == before
+    assert await api.game(game_id, "carol") == before
 
 
+@pytest.mark.slow
 async def test_a_flood_is_refused_then_closed_with_1008(node: Node, api: Api) -> None:
     game_id = await game_at_ply_two(api)
-    before = await api.game(game_id)
+    before = await api.game(game_id, "carol")
 
     async with watching(ws_url(node.settings), "alice") as alice:
         for _ in range(200):
@@ -265,7 +266,7 @@ async def test_a_flood_is_refused_then_closed_with_1008(node: Node, api: Api) ->
     errors = [f["error"]["code"] for f in alice.frames if f["type"] == "error"]
     assert "rate_limited" in errors
     assert set(errors) <= {"rate_limited", "illegal_move"}
-    assert await api.game(game_id) == before
+    assert await api.game(game_id, "carol") == before
 
 
 @pytest.mark.parametrize(
