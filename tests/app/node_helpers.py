@@ -34,7 +34,8 @@ AUTH_SECRET = "end-to-end-tests-secret-of-more-than-32-bytes"
 
 # A short game: white mates on the seventh ply.
 SCHOLARS_MATE = ["e2e4", "e7e5", "f1c4", "b8c6", "d1h5", "g8f6", "h5f7"]
-# Quiet moves both sides can play back and forth for as long as needed.
+# Knights out and back: quiet moves for fifteen plies; the sixteenth repeats
+# the start position a fifth time, which ends the game in a draw.
 KNIGHT_DANCE = ["g1f3", "g8f6", "f3g1", "f6g8"]
 
 Json = dict[str, Any]
@@ -61,7 +62,7 @@ def token(user: str, *roles: str) -> str:
 
 
 def dance(ply: int) -> str:
-    """The knight move to play at ``ply`` (0-based) of an endless quiet game."""
+    """The knight move to play after ``ply`` plies of a quiet game."""
     return KNIGHT_DANCE[ply % len(KNIGHT_DANCE)]
 
 
