@@ -94,7 +94,7 @@ class Reply:
     def code(self) -> str | None:
         """The contract's error code, if this is an error."""
         if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
-            return self.body["error"].get("code")
+            return str(self.body["error"]["code"])
         return None
 
 

@@ -211,7 +211,11 @@ async def test_each_bad_frame_gets_its_error_and_the_connection_lives_on(
     url = ws_url(node.settings)
 
     async with watching(url, "alice") as alice, watching(url, "bob") as bob:
-        for raw, code in [("not JSON", "malformed_json"), (b"{}", "unsupported_frame")]:
+        raw_frames: list[tuple[str | bytes, str]] = [
+            ("not JSON", "malformed_json"),
+            (b"{}", "unsupported_frame"),
+        ]
+        for raw, code in raw_frames:
             error = await alice.send_raw(raw)
             assert (error["type"], error["error"]["code"]) == ("error", code), raw
 
