@@ -206,12 +206,6 @@ async def test_sigterm_drains_moves_in_flight_and_releases_the_lease(
         assert await redis_client.hget(f"{redis_prefix}owner:{game_id}", "node") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lease keeper adopts the games of nodes without a lease; a node "
-    "restarted under its id holds the lease, so its predecessor's games stay "
-    "unserved until a client touches them",
-)
 async def test_a_node_restarted_under_its_id_adopts_the_games_it_held_before(
     node_env: dict[str, str], spawn_node: Spawn, postgres: asyncpg.Pool
 ) -> None:

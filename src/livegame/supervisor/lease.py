@@ -23,6 +23,8 @@ log = structlog.get_logger("livegame.supervisor.lease")
 
 
 class LeaseDirectory(Protocol):
+    node_id: str
+
     async def renew_lease(self) -> None: ...
 
     async def dead_nodes(self) -> list[str]: ...
@@ -59,16 +61,25 @@ class LeaseKeeper(Actor[Tick]):
         self._interval = interval
         self._adopt = adopt
         self._on_tick = on_tick
+        # Whether this incarnation has taken back its predecessor's games.
+        self._adopted_own = False
         # Whether the last renewal failed, to log each outage once.
         self._failing = False
 
     async def on_start(self) -> None:
         await self._renew()
         self.context.timers.start_periodic("tick", self._interval, Tick())
+        # A node restarted under its id holds the lease its predecessor held,
+        # so it is not dead to anyone: take that predecessor's games back at
+        # the first tick (the games supervisor is up by then), before a
+        # client has to ask for them, so their clocks run.
+        self.context.self_ref.tell(Tick())
 
     async def receive(self, message: Tick) -> None:
         await self._renew()
         if not self._failing:
+            if not self._adopted_own:
+                await self._adopt_own()
             await self._adopt_orphans()
         if self._on_tick is not None:
             await self._on_tick()
@@ -99,6 +110,18 @@ class LeaseKeeper(Actor[Tick]):
                 await self._directory.forget_node(node_id)
         except LiveGameError as error:
             log.warning("orphan_adoption_failed", error=str(error))
+
+    async def _adopt_own(self) -> None:
+        try:
+            games = await self._directory.games_of(self._directory.node_id)
+        except LiveGameError as error:
+            log.warning("own_games_unavailable", error=str(error))
+            return
+        if games:
+            log.info("adopting_games_of_predecessor", games=len(games))
+        for game_id in games:
+            await self._adopt_one(game_id)
+        self._adopted_own = True
 
     async def _adopt_one(self, game_id: str) -> None:
         try:
