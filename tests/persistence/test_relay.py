@@ -23,6 +23,7 @@ from livegame.persistence.outbox import outbox_backlog
 from livegame.persistence.pool import create_pool
 from livegame.persistence.relay import OutboxRelay, RelayConfig
 from livegame.supervisor import Backoff
+from livegame.telemetry import metrics
 
 pytestmark = pytest.mark.anyio
 
@@ -159,6 +160,23 @@ async def test_nothing_is_marked_published_while_kafka_is_down_and_all_arrives_a
 
 async def unpublished_is_zero(pool: asyncpg.Pool, events: list[GameEvent]) -> bool:
     return await unpublished(pool, events) == 0
+
+
+def published_moves() -> float:
+    labels = {"event_type": "move_played", "status": "ok"}
+    value = metrics.REGISTRY.get_sample_value("kafka_events_published_total", labels)
+    return value or 0.0
+
+
+async def test_each_published_event_is_counted(
+    node: Node, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    before = published_moves()
+
+    events = await play(node.journal, OPENING[:3])
+    await consume_events(kafka_bootstrap, kafka_topic, {event_id(e) for e in events})
+
+    await wait_until(lambda: published_moves() == before + 3)
 
 
 async def test_rows_committed_while_the_relay_was_away_go_out_when_it_starts(

@@ -29,6 +29,7 @@ from livegame.persistence.requests import (
     PendingWrite,
     WriteRequest,
 )
+from livegame.telemetry import metrics
 
 log = structlog.get_logger("livegame.persistence.committer")
 
@@ -242,7 +243,8 @@ class GroupCommitter:
             self._check_idle()
 
     async def _commit(self, requests: list[WriteRequest]) -> BatchResult:
-        with postgres_errors("group_commit", size=len(requests)):
+        timer = metrics.db_query("group_commit").time()
+        with timer, postgres_errors("group_commit", size=len(requests)):
             async with self._pool.acquire() as conn:
                 return await write_batch(conn, requests, self._config.notify_channel)
 

@@ -28,6 +28,7 @@ from livegame.persistence.requests import (
     WriteSink,
 )
 from livegame.persistence.state import BoardState
+from livegame.telemetry import metrics
 
 _GAME = """
 SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
@@ -81,7 +82,8 @@ class PostgresJournal:
 
     async def load(self, game_id: str) -> GameHistory | None:
         # One snapshot for both reads, so the moves match the row.
-        with postgres_errors("load", game_id=game_id):
+        timer = metrics.db_query("load_game").time()
+        with timer, postgres_errors("load", game_id=game_id):
             async with (
                 self._pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
@@ -95,7 +97,8 @@ class PostgresJournal:
 
     async def board(self, game_id: str) -> BoardState | None:
         """Return the game's latest state from its row, or None if unknown."""
-        with postgres_errors("board", game_id=game_id):
+        timer = metrics.db_query("read_board").time()
+        with timer, postgres_errors("board", game_id=game_id):
             game = await self._pool.fetchrow(_GAME, game_id)
 
         return None if game is None else state_from_row(game)
@@ -111,7 +114,8 @@ class PostgresJournal:
             Fenced: the game's epoch is newer than ``epoch``; the context's
                 ``owner_epoch`` says which, so a caller can claim above it.
         """
-        with postgres_errors("claim", game_id=game_id, epoch=epoch):
+        timer = metrics.db_query("claim_game").time()
+        with timer, postgres_errors("claim", game_id=game_id, epoch=epoch):
             claimed = await self._pool.fetchval(_CLAIM, game_id, epoch)
             if claimed is not None:
                 return

@@ -14,8 +14,10 @@ idempotence a retried batch may be written twice, which consumers drop by
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -25,6 +27,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from livegame.errors import StorageError
 from livegame.persistence._translate import kafka_errors
 from livegame.persistence.outbox import OutboxRow
+from livegame.telemetry import metrics
 
 log = structlog.get_logger("livegame.persistence.kafka")
 
@@ -121,6 +124,8 @@ class EventProducer:
         except StorageError as exc:
             # The rows after this one were never handed to the producer.
             refused = [exc] * (len(rows) - len(sends))
+            for row in rows[len(sends) :]:
+                metrics.record_kafka_publish(row.type, ok=False, seconds=0.0)
 
         # Wait for every send handed over, so none is left behind in flight.
         outcomes: list[object] = await asyncio.gather(*sends, return_exceptions=True)
@@ -130,16 +135,17 @@ class EventProducer:
     async def _send(
         self, producer: AIOKafkaProducer, row: OutboxRow
     ) -> asyncio.Future[object]:
+        headers = [("event_id", row.event_id.encode()), ("type", row.type.encode())]
+        started = time.perf_counter()
         with kafka_errors("send", game_id=row.game_id, seq=row.seq):
             future: asyncio.Future[object] = await producer.send(
                 self._config.topic,
                 value=row.payload.encode(),
                 key=row.game_id.encode(),
-                headers=[
-                    ("event_id", row.event_id.encode()),
-                    ("type", row.type.encode()),
-                ],
+                headers=headers,
             )
+        future.add_done_callback(partial(_record, row.type, started))
+
         return future
 
     async def _started(self, *, idempotent: bool) -> AIOKafkaProducer:
@@ -161,6 +167,12 @@ class EventProducer:
             raise
 
         return producer
+
+
+def _record(event_type: str, started: float, acked: asyncio.Future[object]) -> None:
+    ok = not acked.cancelled() and acked.exception() is None
+    seconds = time.perf_counter() - started
+    metrics.record_kafka_publish(event_type, ok=ok, seconds=seconds)
 
 
 def _refused_idempotence(error: StorageError) -> bool:

@@ -15,6 +15,7 @@ from datetime import timedelta
 import asyncpg
 
 from livegame.persistence._translate import postgres_errors
+from livegame.telemetry import metrics
 
 _UNPUBLISHED = """
 SELECT id, event_id, game_id, seq, type, payload::text AS payload
@@ -46,7 +47,7 @@ class OutboxRow:
 
 async def fetch_unpublished(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:
     """Return up to ``limit`` unpublished rows, oldest first."""
-    with postgres_errors("outbox_fetch"):
+    with metrics.db_query("outbox_fetch").time(), postgres_errors("outbox_fetch"):
         rows = await conn.fetch(_UNPUBLISHED, limit)
 
     return [OutboxRow(**dict(row)) for row in rows]
@@ -56,7 +57,8 @@ async def mark_published(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     """Record that Kafka has acknowledged the rows with these ids."""
     if not ids:
         return
-    with postgres_errors("outbox_mark", rows=len(ids)):
+    timer = metrics.db_query("outbox_mark").time()
+    with timer, postgres_errors("outbox_mark", rows=len(ids)):
         await conn.execute(_MARK, list(ids))
 
 
