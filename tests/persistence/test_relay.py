@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -177,6 +178,30 @@ async def test_each_published_event_is_counted(
     await consume_events(kafka_bootstrap, kafka_topic, {event_id(e) for e in events})
 
     await wait_until(lambda: published_moves() == before + 3)
+
+
+async def test_published_rows_older_than_the_retention_are_deleted(
+    own_database: str, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    pool = await create_pool(own_database, min_size=1, max_size=2)
+    config = RelayConfig(sweep_interval=0.05, retention=timedelta(0), prune_interval=0)
+    relay = OutboxRelay(own_database, KafkaConfig(kafka_bootstrap, kafka_topic), config)
+    committer = GroupCommitter(pool, listeners=[relay])
+    await committer.start()
+    await relay.start()
+    try:
+        events = await play(PostgresJournal(pool, committer), OPENING[:2])
+        await wait_until(lambda: outbox_is_empty(pool))
+    finally:
+        await relay.stop()
+        await committer.stop()
+        await pool.close()
+
+    assert relay.statistics().published == len(events)
+
+
+async def outbox_is_empty(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
 async def test_rows_committed_while_the_relay_was_away_go_out_when_it_starts(

@@ -72,7 +72,7 @@ async def outbox_backlog(db: asyncpg.Pool | asyncpg.Connection) -> int:
 
 async def prune_published(db: asyncpg.Pool | asyncpg.Connection, age: timedelta) -> int:
     """Delete rows published more than ``age`` ago; return how many went."""
-    with postgres_errors("outbox_prune"):
+    with metrics.db_query("outbox_prune").time(), postgres_errors("outbox_prune"):
         status: str = await db.execute(_PRUNE, age)
 
     return int(status.rsplit(" ", 1)[-1])

@@ -8,7 +8,8 @@ relay that was down, a lost notification). One relay in the cluster leads at
 a time, by holding a session advisory lock on its own connection, so two
 nodes never publish one game's rows side by side. While Kafka is down the
 relay backs off (exponentially, with jitter), marks nothing, and the outbox
-grows; nothing is lost.
+grows; nothing is lost. The leader also deletes rows published longer ago
+than the retention (a day by default), so the outbox does not grow forever.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -24,7 +26,11 @@ import structlog
 from livegame.errors import StorageError
 from livegame.persistence._translate import postgres_errors
 from livegame.persistence.kafka import EventProducer, KafkaConfig
-from livegame.persistence.outbox import fetch_unpublished, mark_published
+from livegame.persistence.outbox import (
+    fetch_unpublished,
+    mark_published,
+    prune_published,
+)
 from livegame.persistence.requests import CommittedBatch
 from livegame.supervisor import Backoff
 
@@ -50,6 +56,10 @@ class RelayConfig:
     # The channel commits notify (see GroupCommitConfig); None to not listen.
     notify_channel: str | None = "livegame_outbox"
     lock_key: int = RELAY_LOCK_KEY
+    # Published rows older than this are deleted; None keeps them forever.
+    retention: timedelta | None = timedelta(days=1)
+    # Seconds between deletions of old published rows.
+    prune_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,8 @@ class OutboxRelay:
         self._failures = 0
         self._failing_for = 0
         self._last_error: str | None = None
+        # Loop time of the next deletion of old published rows.
+        self._next_prune = 0.0
 
     def __repr__(self) -> str:
         return f"<OutboxRelay {self._state} published={self._published}>"
@@ -175,6 +187,7 @@ class OutboxRelay:
             self._wake.clear()
             await self._publish_all(conn)
             self._failing_for = 0
+            await self._prune(conn)
             await self._wait_for_work()
 
     async def _publish_all(self, conn: asyncpg.Connection) -> None:
@@ -188,6 +201,17 @@ class OutboxRelay:
             self._published += len(acknowledged)
             if len(acknowledged) < len(rows):
                 raise StorageError("kafka refused part of a batch", backend="kafka")
+
+    async def _prune(self, conn: asyncpg.Connection) -> None:
+        retention = self._config.retention
+        now = asyncio.get_running_loop().time()
+        if retention is None or now < self._next_prune:
+            return
+
+        self._next_prune = now + self._config.prune_interval
+        deleted = await prune_published(conn, retention)
+        if deleted:
+            log.debug("outbox_pruned", rows=deleted)
 
     async def _wait_for_work(self) -> None:
         # A timeout is no error: it is time for a sweep.
