@@ -110,6 +110,8 @@ async def test_moves_are_acknowledged_while_kafka_is_down_and_all_arrive_after(
         backlog = [3, 4, 5, 6, 7, 8]
         await eventually(lambda: unpublished_are(postgres, first, backlog))
         await eventually(lambda: unpublished_are(postgres, second, backlog))
+        # And in the node's metrics, measured every five seconds.
+        await eventually(lambda: outbox_gauge_reaches(api, 12), timeout=15)
 
         # The outage lasts until the relay has given up on its sends: a
         # producer that outlives a restart of the in-memory test broker gets
@@ -131,6 +133,15 @@ async def test_moves_are_acknowledged_while_kafka_is_down_and_all_arrive_after(
 
     for game_id in (first, second):
         assert await plies_in_postgres(postgres, game_id) == list(range(1, 9))
+
+
+async def outbox_gauge_reaches(api: Api, rows: int) -> bool:
+    async with api.session.get(f"{api.base}/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("live_game_outbox_backlog "):
+            return float(line.split()[1]) >= rows
+    return False
 
 
 def relay_failed(logs: list[MutableMapping[str, Any]]) -> bool:
