@@ -234,10 +234,17 @@ class ActorSystem:
         """Return the live tree under ``path`` as plain data."""
         now = time.monotonic()
         nodes = {p: _snapshot_one(c, now) for p, c in self._cells.items()}
-        children: dict[str, list[str]] = {}
+        # Children of each path, in spawn order (dicts as ordered sets). A
+        # path with no actor of its own is linked to its parent too, or the
+        # subtree below it would be missing from the tree.
+        children: dict[str, dict[str, None]] = {}
         for p in nodes:
-            if p != "/":
-                children.setdefault(parent_path(p), []).append(p)
+            while p != "/":
+                siblings = children.setdefault(parent_path(p), {})
+                if p in siblings:
+                    break
+                siblings[p] = None
+                p = parent_path(p)
 
         def build(p: str) -> ActorSnapshot:
             kids = tuple(build(k) for k in children.get(p, ()))
