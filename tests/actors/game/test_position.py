@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livegame.actors.game.position import claimable_draw, ending_after, fen_of
+from livegame.actors.game.position import (
+    check_suffix,
+    claimable_draw,
+    ending_after,
+    fen_of,
+    plain_san,
+)
 
 
 def after(fen: str, uci: str) -> tuple[chess.Board, str, bool]:
@@ -55,6 +61,86 @@ def test_the_fast_fen_matches_python_chess_along_random_games(
         assert fen_of(board) == board.fen()
 
 
+def san_of(board: chess.Board, move: chess.Move) -> str:
+    """Return the SAN the rules core writes for ``move``, suffix and all."""
+    san = plain_san(board, move)
+    board.push(move)
+    try:
+        return san + check_suffix(board)
+    finally:
+        board.pop()
+
+
+@pytest.mark.parametrize(
+    ("fen", "uci", "san"),
+    [
+        ("r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1", "e1g1", "O-O"),
+        ("r3k2r/8/8/8/8/8/8/R3K2R b KQkq - 0 1", "e8c8", "O-O-O"),
+        # En passant is written as any pawn capture.
+        (
+            "rnbqkbnr/ppp1p1pp/8/3pPp2/8/8/PPPP1PPP/RNBQKBNR w KQkq f6 0 3",
+            "e5f6",
+            "exf6",
+        ),
+        ("1r2k3/P7/8/8/8/8/8/4K3 w - - 0 1", "a7b8q", "axb8=Q+"),
+        # Two pieces of a kind reach the square: the file, the rank or both
+        # name the one that goes.
+        ("4k3/8/8/8/8/8/8/1N2KN2 w - - 0 1", "b1d2", "Nbd2"),
+        ("4k3/R7/8/8/8/8/8/R3K3 w - - 0 1", "a1a4", "R1a4"),
+        ("4k3/8/8/8/8/Q7/8/Q1Q1K3 w - - 0 1", "a1b2", "Qa1b2"),
+        # The other knight is pinned to its king, so no origin is written.
+        ("4r2k/8/8/8/8/2N1N3/8/4K3 w - - 0 1", "c3d5", "Nd5"),
+        ("6k1/5ppp/8/8/8/8/8/R3K3 w - - 0 1", "a1a8", "Ra8#"),
+        ("4k3/8/8/8/8/8/8/R3K3 w - - 0 1", "a1a8", "Ra8+"),
+    ],
+)
+def test_a_move_is_written_as_python_chess_writes_it(
+    fen: str, uci: str, san: str
+) -> None:
+    board = chess.Board(fen)
+    move = chess.Move.from_uci(uci)
+
+    assert san_of(board, move) == san == board.san(move)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_every_legal_move_is_written_as_python_chess_writes_it_along_random_games(
+    data: st.DataObject,
+) -> None:
+    board = chess.Board()
+    for _ in range(data.draw(st.integers(0, 120))):
+        legal = sorted(board.legal_moves, key=chess.Move.uci)
+        if not legal:
+            break
+        for move in legal:
+            assert san_of(board, move) == board.san(move)
+        board.push(data.draw(st.sampled_from(legal)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_endings_match_python_chess_along_random_games(
+    data: st.DataObject,
+) -> None:
+    board = chess.Board()
+    for _ in range(data.draw(st.integers(0, 300))):
+        legal = sorted(board.legal_moves, key=chess.Move.uci)
+        if not legal:
+            break
+        move = data.draw(st.sampled_from(legal))
+        material_changed = board.is_capture(move) or move.promotion is not None
+        san = board.san_and_push(move)
+
+        ending = ending_after(board, san, material_changed=material_changed)
+
+        reason = None if ending is None else ending[2]
+        assert (reason == "checkmate") == board.is_checkmate()
+        assert (reason == "stalemate") == board.is_stalemate()
+        if ending is not None:
+            break
+
+
 @pytest.mark.parametrize(
     ("fen", "uci", "ending"),
     [
@@ -64,6 +150,12 @@ def test_the_fast_fen_matches_python_chess_along_random_games(
             ("mate", "black", "checkmate"),
         ),
         ("7k/8/6Q1/8/8/8/8/K7 w - - 0 1", "g6f7", ("stalemate", None, "stalemate")),
+        # Stalemate though Black keeps a knight, pinned, and a pawn, blocked.
+        (
+            "k7/n1K5/8/7p/7P/8/8/1R6 w - - 0 1",
+            "b1a1",
+            ("stalemate", None, "stalemate"),
+        ),
         ("8/8/8/8/8/8/3q4/K2k4 w - - 0 1", "a1b1", None),
         (
             "4k3/8/8/8/8/8/3q4/4K3 w - - 0 1",

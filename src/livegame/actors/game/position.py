@@ -1,10 +1,13 @@
 """
 What a python-chess position says, computed cheaply enough for every move.
 
-After each move the rules core asks whether the game has ended by itself and
-what the position's FEN is; both answers come from here, as pure functions of
-a board. Claimable draws are here too, but only :meth:`GameState.claim_draw`
-asks for them: they are never looked for per move.
+For each move the rules core asks how the move is written (SAN), whether the
+game has ended by itself and what the position's FEN is; the answers come
+from here, as pure functions of a board, and match python-chess's own. Each
+move needs a single search for a legal reply: the check suffix and the
+ending share it. Claimable draws are here too, but only
+:meth:`GameState.claim_draw` asks for them: they are never looked for per
+move.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ AUTOMATIC_ENDINGS = frozenset(
         "seventy_five_moves",
     }
 )
+
+# Every square on a rank, file or diagonal through each square.
+_KING_LINES = [
+    chess.BB_RANK_ATTACKS[square][0]
+    | chess.BB_FILE_ATTACKS[square][0]
+    | chess.BB_DIAG_ATTACKS[square][0]
+    for square in chess.SQUARES
+]
 
 # Half-moves without capture or pawn move that end a game, or allow a claim.
 _SEVENTY_FIVE_MOVES = 150
@@ -55,7 +66,7 @@ def ending_after(
     if material_changed and board.is_insufficient_material():
         return ("draw", None, "insufficient_material")
     # In check but not mated means a legal reply exists.
-    if not san.endswith("+") and not any(board.generate_legal_moves()):
+    if not san.endswith("+") and not _can_move_unchecked(board):
         return ("stalemate", None, "stalemate")
     if board.halfmove_clock >= _SEVENTY_FIVE_MOVES:
         return ("draw", None, "seventy_five_moves")
@@ -63,6 +74,28 @@ def ending_after(
         return ("draw", None, "fivefold_repetition")
 
     return None
+
+
+def _can_move_unchecked(board: chess.Board) -> bool:
+    """Return whether the side to move, which is not in check, has a move."""
+    turn = board.turn
+    king = board.king(turn)
+    if king is not None:
+        # A piece on no line through its king is pinned by nothing, so with
+        # the king not in check any step it can make is a legal move. Such
+        # a knight or pawn almost always exists, which spares the search.
+        ours = board.occupied_co[turn]
+        unpinned = ours & ~_KING_LINES[king]
+        for knight in chess.scan_forward(board.knights & unpinned):
+            if chess.BB_KNIGHT_ATTACKS[knight] & ~ours:
+                return True
+
+        pawns = board.pawns & unpinned
+        steps = pawns << 8 if turn == chess.WHITE else pawns >> 8
+        if steps & ~board.occupied & chess.BB_ALL:
+            return True
+
+    return any(board.generate_legal_moves())
 
 
 def claimable_draw(board: chess.Board) -> str | None:
@@ -81,6 +114,61 @@ def claimable_draw(board: chess.Board) -> str | None:
     return None
 
 
+_PIECE_LETTERS = {
+    chess.KNIGHT: "N",
+    chess.BISHOP: "B",
+    chess.ROOK: "R",
+    chess.QUEEN: "Q",
+    chess.KING: "K",
+}
+
+
+def plain_san(board: chess.Board, move: chess.Move) -> str:
+    """
+    Return the SAN of the legal ``move`` on ``board``, without a check suffix.
+
+    Only a piece going where another piece of its kind could also go may
+    need its origin written; python-chess settles those few moves.
+    """
+    from_square, to_square = move.from_square, move.to_square
+    piece = board.piece_type_at(from_square)
+    if piece is None:
+        raise ValueError(f"no piece to play {move.uci()} in {board.fen()}")
+    if piece == chess.KING and board.is_castling(move):
+        queen_side = chess.square_file(to_square) < chess.square_file(from_square)
+        return "O-O-O" if queen_side else "O-O"
+
+    target = chess.SQUARE_NAMES[to_square]
+    capture = board.is_capture(move)
+    if piece == chess.PAWN:
+        if capture:
+            target = chess.FILE_NAMES[chess.square_file(from_square)] + "x" + target
+        if move.promotion:
+            target += "=" + _PIECE_LETTERS[move.promotion]
+        return target
+
+    # Any other piece that could go there attacks the square.
+    rivals = board.attackers_mask(board.turn, to_square) & board.pieces_mask(
+        piece, board.turn
+    )
+    if rivals & ~chess.BB_SQUARES[from_square]:
+        return board.san(move).rstrip("+#")
+
+    return _PIECE_LETTERS[piece] + ("x" if capture else "") + target
+
+
+def check_suffix(board: chess.Board) -> str:
+    """Return the SAN suffix of the move just pushed on ``board``: "#", "+", ""."""
+    if not board.is_check():
+        return ""
+
+    return "+" if any(board.generate_legal_moves()) else "#"
+
+
+# A square's symbol in FEN by its nibble code: the piece type (1-6) in the
+# low three bits, 8 added for Black; an empty square is written "1" here and
+# runs of them are counted afterwards.
+_FEN_SYMBOLS = str.maketrans("0123456789abcde", "1PNBRQK11pnbrqk")
 _EMPTY_RUNS = tuple(("1" * n, str(n)) for n in range(8, 1, -1))
 _CASTLING_SYMBOLS = (
     (chess.BB_H1, "K"),
@@ -91,22 +179,8 @@ _CASTLING_SYMBOLS = (
 
 
 def fen_of(board: chess.Board) -> str:
-    """Return ``board.fen()`` for standard chess, at a quarter of the cost."""
-    cells = ["1"] * 64
-    white, black = board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]
-    for pieces, symbol in (
-        (board.pawns, "p"),
-        (board.knights, "n"),
-        (board.bishops, "b"),
-        (board.rooks, "r"),
-        (board.queens, "q"),
-        (board.kings, "k"),
-    ):
-        _place(cells, pieces & white, symbol.upper())
-        _place(cells, pieces & black, symbol)
-    placement = "/".join(
-        ["".join(cells[rank : rank + 8]) for rank in range(56, -8, -8)]
-    )
+    """Return ``board.fen()`` for standard chess, at a fraction of the cost."""
+    placement = "/".join(_ranks(board))
     for run, count in _EMPTY_RUNS:
         placement = placement.replace(run, count)
 
@@ -124,8 +198,23 @@ def fen_of(board: chess.Board) -> str:
     )
 
 
-def _place(cells: list[str], squares: chess.Bitboard, symbol: str) -> None:
-    while squares:
-        lowest = squares & -squares
-        cells[lowest.bit_length() - 1] = symbol
-        squares ^= lowest
+def _ranks(board: chess.Board) -> list[str]:
+    """Return the eight ranks from the eighth, one symbol per square."""
+    # Writing a bitboard in binary and reading the digits back in hex puts
+    # each square in a nibble of its own; four such planes, weighted, give
+    # every square its code at once, without a loop over the pieces.
+    bishops, queens, kings = board.bishops, board.queens, board.kings
+    codes = (
+        _spread(board.pawns | bishops | queens)
+        + 2 * _spread(board.knights | bishops | kings)
+        + 4 * _spread(board.rooks | queens | kings)
+        + 8 * _spread(board.occupied_co[chess.BLACK])
+    )
+    # Hex digits come from h8 down to a1; reversed, index i is square i.
+    cells = format(codes, "064x")[::-1].translate(_FEN_SYMBOLS)
+
+    return [cells[rank : rank + 8] for rank in range(56, -8, -8)]
+
+
+def _spread(squares: chess.Bitboard) -> int:
+    return int(format(squares, "064b"), 16)
