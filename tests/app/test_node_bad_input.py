@@ -10,6 +10,7 @@ from node_helpers import (
     SCHOLARS_MATE,
     Api,
     Json,
+    eventually,
     token,
     watching,
     ws_url,
@@ -271,6 +272,41 @@ async def test_a_flood_is_refused_then_closed_with_1008(node: Node, api: Api) ->
     assert "rate_limited" in errors
     assert set(errors) <= {"rate_limited", "illegal_move"}
     assert await api.game(game_id, "carol") == before
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="once the session asks for a close the connection stops reading, so "
+    "the client's close reply waits behind unread frames: the server gives up "
+    "after close_timeout and counts 1006",
+)
+async def test_the_node_counts_a_flood_close_as_1008_without_waiting(
+    node: Node, api: Api
+) -> None:
+    before = await closes_counted(api, "1008")
+
+    async with watching(ws_url(node.settings), "alice") as alice:
+        for _ in range(200):
+            await alice.send({"type": "ping"})
+        await alice.wait_closed()
+
+    # Well within the five seconds of the server's close timeout.
+    await eventually(lambda: closes_counted_above(api, "1008", before), timeout=2)
+
+
+async def closes_counted(api: Api, code: str) -> float:
+    async with api.session.get(f"{api.base}/metrics") as response:
+        text = await response.text()
+    prefix = f'live_game_websocket_closes_total{{code="{code}"}} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix) :])
+    return 0.0
+
+
+async def closes_counted_above(api: Api, code: str, count: float) -> bool:
+    return await closes_counted(api, code) > count
 
 
 @pytest.mark.parametrize(
