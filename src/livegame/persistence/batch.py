@@ -76,10 +76,11 @@ SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[],
 
 # Rows get their ids in the order given, so a game's rows are in seq order.
 _INSERT_OUTBOX = """
-INSERT INTO outbox (event_id, game_id, seq, type, payload)
-SELECT u.event_id, u.game_id, u.seq, u.type, u.payload::jsonb
-FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])
-     WITH ORDINALITY AS u(event_id, game_id, seq, type, payload, n)
+INSERT INTO outbox (event_id, game_id, seq, type, payload, trace_context)
+SELECT u.event_id, u.game_id, u.seq, u.type, u.payload::jsonb, u.trace_context
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[],
+            $6::text[])
+     WITH ORDINALITY AS u(event_id, game_id, seq, type, payload, trace_context, n)
 ORDER BY u.n
 """
 
@@ -310,7 +311,7 @@ def _plan_rows(state: BoardState, request: AppendEvents, plan: _Plan) -> None:
         elif isinstance(event, GameEnded):
             plan.ended[event.game_id] = event
             status, winner = event.status, event.winner
-        plan.outbox.append(_outbox_row(event, status, winner))
+        plan.outbox.append(_outbox_row(event, status, winner, request.trace_context))
 
 
 def _owned_state(row: asyncpg.Record) -> OwnedBoard:
@@ -332,10 +333,20 @@ def _move_row(event: MovePlayed) -> tuple[object, ...]:
 
 
 def _outbox_row(
-    event: GameEvent, status: Status, winner: Color | None
+    event: GameEvent,
+    status: Status,
+    winner: Color | None,
+    trace_context: str | None = None,
 ) -> tuple[object, ...]:
     payload = encode_json(outbox_payload(event, status, winner))
-    return (event_id(event), event.game_id, event.seq, event.type, payload)
+    return (
+        event_id(event),
+        event.game_id,
+        event.seq,
+        event.type,
+        payload,
+        trace_context,
+    )
 
 
 async def _write_plan(conn: asyncpg.Connection, plan: _Plan) -> None:

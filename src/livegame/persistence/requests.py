@@ -35,6 +35,9 @@ class AppendEvents:
     game_id: str
     epoch: int
     events: tuple[GameEvent, ...]
+    # The W3C traceparent of the traced step that asked for the append; the
+    # relay publishes the events inside that trace. None when not traced.
+    trace_context: str | None = None
 
 
 WriteRequest = CreateGame | AppendEvents
