@@ -587,6 +587,51 @@ def test_the_view_lists_moves_and_the_position() -> None:
     assert state.moves_since(2) == ()
 
 
+def test_a_move_played_but_not_applied_leaves_the_game_as_it_was() -> None:
+    state = new_game(60_000)
+    play_line(state, ["e2e4", "e7e5"])
+    before = snapshot(state, 1_000)
+
+    state.play(WHITE, "g1f3", 2, 1_000)
+
+    assert snapshot(state, 1_000) == before
+    play(state, "g1f3", 1_000)
+    assert state.board.fen() == state.moves[-1].fen
+
+
+def test_the_game_may_be_read_between_play_and_apply() -> None:
+    state = new_game(60_000)
+    played = state.play(WHITE, "e2e4", 0, 10)
+
+    assert state.view(10).fen == chess.STARTING_FEN
+    apply_all(state, played)
+
+    assert state.view(10).fen == state.board.fen() == played[0].fen
+    assert state.board.move_stack == [chess.Move.from_uci("e2e4")]
+
+
+def test_another_event_first_takes_back_a_move_not_applied() -> None:
+    state = new_game()
+    play(state, "e2e4")
+    state.play(BLACK, "e7e5", 1, 0)
+
+    apply_all(state, state.resign(BLACK, 0))
+
+    assert state.board.move_stack == [chess.Move.from_uci("e2e4")]
+    assert (state.status, state.ply, state.winner) == ("resign", 1, "white")
+
+
+def test_a_copy_of_a_move_event_takes_the_full_path_to_the_same_state() -> None:
+    live, copy = new_game(60_000, 1_000), new_game(60_000, 1_000)
+
+    for ply, uci in enumerate(FOOLS_MATE):
+        events = live.play(mover(live), uci, ply, 100 * ply)
+        apply_all(live, events)
+        apply_all(copy, [replace(event) for event in events])
+
+    assert snapshot(copy, 1_000) == snapshot(live, 1_000)
+
+
 def test_a_game_rebuilt_from_its_history_matches_the_live_one() -> None:
     journal = InMemoryJournal()
     state = new_game(60_000, 1_000)

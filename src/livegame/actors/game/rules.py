@@ -9,6 +9,14 @@ them durable, then hands each to :meth:`GameState.apply`: the only path that
 changes a game. Replaying a journal takes the same path, so a rebuilt game
 cannot drift from the live one.
 
+Deciding a move means making it: :meth:`GameState.play` pushes the move to
+find its SAN, ending and FEN, and leaves it on the board for the event it
+returns. :meth:`GameState.apply` of that very event object then finishes the
+move without making it again; any other read of the board or any other event
+first takes the move back, so the state still looks untouched until the
+event is applied. Events from elsewhere (a journal being replayed) always
+take the full path.
+
 After every move the core looks for the endings that need no claim:
 checkmate, stalemate, insufficient material, fivefold repetition and the
 seventy-five-move rule. Threefold repetition and the fifty-move rule end a
@@ -43,9 +51,11 @@ from livegame.actors.game.messages import ClockView, GameView, MoveResult
 from livegame.actors.game.position import (
     AUTOMATIC_ENDINGS,
     Ending,
+    check_suffix,
     claimable_draw,
     ending_after,
     fen_of,
+    plain_san,
 )
 from livegame.errors import (
     BadRequest,
@@ -61,6 +71,20 @@ from livegame.errors import (
 _ABORTABLE_PLIES = 2
 
 _BOARD_COLOR: dict[Color, chess.Color] = {"white": chess.WHITE, "black": chess.BLACK}
+
+# Parsed moves by their UCI text. Only texts python-chess parses get in, and
+# there are some 29,000 of those, so the cache stays bounded. Moves are never
+# changed once made, so one object may serve every game.
+_MOVES: dict[str, chess.Move] = {}
+
+
+def _move_of(uci: str) -> chess.Move:
+    """Return the move ``uci`` names; raise ValueError if it names none."""
+    move = _MOVES.get(uci)
+    if move is None:
+        move = _MOVES[uci] = chess.Move.from_uci(uci)
+
+    return move
 
 
 def create_game(
@@ -103,7 +127,11 @@ class GameState:
         self.created = created
         self.white = created.white
         self.black = created.black
-        self.board = chess.Board()
+        # Read through the board property, which takes back a prepared move.
+        self._board = chess.Board()
+        # The move event play() returned last, with the clock after it, while
+        # its move stays pushed on _board waiting for apply().
+        self._prepared: tuple[MovePlayed, Clock | None] | None = None
         self.status: Status = "started"
         self.winner: Color | None = None
         self.reason: str | None = None
@@ -162,6 +190,19 @@ class GameState:
         return f"<GameState {self.game_id} {self.status} ply={self.ply} seq={self.seq}>"
 
     @property
+    def board(self) -> chess.Board:
+        """Return the position the applied events reached."""
+        if self._prepared is not None:
+            self._take_back()
+
+        return self._board
+
+    @board.setter
+    def board(self, board: chess.Board) -> None:
+        self._prepared = None
+        self._board = board
+
+    @property
     def ply(self) -> int:
         """Return the number of moves played."""
         return len(self.moves)
@@ -215,7 +256,7 @@ class GameState:
         if color != self.turn:
             raise NotYourTurn(f"{self.turn} is to move", game_id=self.game_id)
 
-        return self._move_events(color, self._parse(uci), now_ms)
+        return self._move_events(color, uci, self._parse(uci), now_ms)
 
     def resign(self, player: str, now_ms: int) -> tuple[GameEvent, ...]:
         """Return the events of ``player`` resigning."""
@@ -318,6 +359,9 @@ class GameState:
             ValueError: the event does not follow this state (a bug or a
                 corrupt journal); the state is left unchanged.
         """
+        prepared = self._prepared
+        if prepared is not None and prepared[0] is not event:
+            self._take_back()
         if event.game_id != self.game_id or event.seq <= self.seq:
             raise ValueError(f"event {event.seq} does not follow {self!r}")
         if self.is_over or isinstance(event, GameCreated):
@@ -337,15 +381,21 @@ class GameState:
         if event.ply != self.ply + 1:
             raise ValueError(f"move to ply {event.ply} does not follow {self!r}")
 
-        # Everything that can fail comes before the first change.
-        move = chess.Move.from_uci(event.uci)
-        clock = self.clock
-        if clock is not None:
-            white_ms, black_ms = _recorded(event.white_ms, event.black_ms)
-            clock = clock.pressed(self.turn, event.at_ms, white_ms, black_ms)
+        prepared = self._prepared
+        if prepared is not None:
+            # apply() took back any other move: this event's is on the board.
+            self._prepared = None
+            clock = prepared[1]
+        else:
+            # Everything that can fail comes before the first change.
+            move = _move_of(event.uci)
+            clock = self.clock
+            if clock is not None:
+                white_ms, black_ms = _recorded(event.white_ms, event.black_ms)
+                clock = clock.pressed(self.turn, event.at_ms, white_ms, black_ms)
 
-        # The journal only holds moves this core found legal: push unchecked.
-        self.board.push(move)
+            # The journal only holds moves this core found legal: push unchecked.
+            self._board.push(move)
         self.clock = clock
         self.moves.append(event)
         self.fen = event.fen
@@ -431,7 +481,12 @@ class GameState:
             running=other(mover) if started else None,
         )
 
-    # Checks and event builders; none of them changes the state.
+    # Checks and event builders; none of them changes what the state shows.
+
+    def _take_back(self) -> None:
+        """Take back the move of a prepared event that was never applied."""
+        self._prepared = None
+        self._board.pop()
 
     def _color_of(self, player: str) -> Color:
         if player == self.white and player == self.black:
@@ -469,7 +524,7 @@ class GameState:
 
     def _parse(self, uci: str) -> chess.Move:
         try:
-            move = chess.Move.from_uci(uci)
+            move = _move_of(uci)
         except ValueError as error:
             raise IllegalMove(
                 f"not a UCI move: {uci[:16]!r}", game_id=self.game_id, ply=self.ply
@@ -487,31 +542,36 @@ class GameState:
         return move
 
     def _move_events(
-        self, mover: Color, move: chess.Move, now_ms: int
+        self, mover: Color, uci: str, move: chess.Move, now_ms: int
     ) -> tuple[GameEvent, ...]:
         board = self.board
         material_changed = move.promotion is not None or board.is_capture(move)
+        san = plain_san(board, move)
 
-        # Look at the position after the move, then put the board back.
-        san = board.san_and_push(move)
+        # Look at the position after the move; it stays on the board for the
+        # event's apply() unless something fails on the way.
+        board.push(move)
         try:
+            san += check_suffix(board)
             ending = ending_after(board, san, material_changed=material_changed)
-            fen = fen_of(board)
-        finally:
+            clock = None if self.clock is None else self.clock.press(mover, now_ms)
+            played = MovePlayed(
+                game_id=self.game_id,
+                seq=self.seq + 1,
+                ply=self.ply + 1,
+                # A legal move parses only from python-chess's own spelling.
+                uci=uci,
+                san=san,
+                fen=fen_of(board),
+                white_ms=None if clock is None else clock.white_ms,
+                black_ms=None if clock is None else clock.black_ms,
+                at_ms=now_ms,
+            )
+        except BaseException:
             board.pop()
+            raise
+        self._prepared = (played, clock)
 
-        clock = None if self.clock is None else self.clock.press(mover, now_ms)
-        played = MovePlayed(
-            game_id=self.game_id,
-            seq=self.seq + 1,
-            ply=self.ply + 1,
-            uci=move.uci(),
-            san=san,
-            fen=fen,
-            white_ms=None if clock is None else clock.white_ms,
-            black_ms=None if clock is None else clock.black_ms,
-            at_ms=now_ms,
-        )
         if ending is None:
             return (played,)
 
