@@ -151,6 +151,18 @@ class Supervisor(Actor[Any]):
     async def adopt_dynamic_children(self, error: BaseException) -> None:
         """Take over children started at run time; see GamesSupervisor."""
 
+    async def on_stop(self) -> None:
+        # A restart keeps the children for the next instance to adopt; a
+        # supervisor that ends takes them with it, and ends after them.
+        if not self.context.shutting_down:
+            return
+        children = self.context.system.children(self.context.path)
+        for cell in children:
+            self._stopping.add(cell)
+            cell.stop()
+        for cell in children:
+            await cell.wait_stopped()
+
     # Children.
 
     def child_path(self, name: str) -> str:
