@@ -447,3 +447,22 @@ async def test_a_permanent_supervisor_that_stops_comes_back_with_its_children(
     assert system.cell("/").restarts == 0
     assert tree.hooks("/sub/x") == ["start", "stop", "start"]
     assert await system.ref("/sub/y").ask(Echo("y")) == "y"
+
+
+async def test_children_started_at_run_time_are_kept_across_a_supervisor_restart(
+    system: ActorSystem, tree: Tree
+) -> None:
+    await start_root(system, [nested(tree)])
+    late = await system.ref("/sub").ask(
+        StartChild(spec(tree, "late", RestartType.TRANSIENT))
+    )
+
+    system.kill("/sub")
+    await settle()
+    # Still supervised: a crash is restarted, the ref stays.
+    late.tell(Crash())
+    await settle()
+
+    assert system.ref("/sub/late") is late
+    assert tree.hooks("/sub/late") == ["start", "stop", "restart", "stop", "restart"]
+    assert await late.ask(Echo("late")) == "late"

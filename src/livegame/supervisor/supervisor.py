@@ -70,10 +70,12 @@ class ChildStopped:
 class SupervisorLink:
     """The Parent of a supervisor's children: forwards their news to its mailbox."""
 
-    __slots__ = ("_cell",)
+    __slots__ = ("_cell", "spec")
 
-    def __init__(self, cell: ActorCell[Any]) -> None:
+    def __init__(self, cell: ActorCell[Any], spec: ChildSpec | None = None) -> None:
         self._cell = cell
+        # How the child was started, so a restarted supervisor can adopt it.
+        self.spec = spec
 
     def child_failed(self, child: ActorCell[Any], error: BaseException) -> None:
         self._send(ChildFailed(child, error))
@@ -143,13 +145,24 @@ class Supervisor(Actor[Any]):
             if system.find(path) is None:
                 self.start_child(spec)
             else:
-                cell = system.cell(path)
-                self._children[spec.name] = _Child(spec, cell)
-                cell.restart(0.0, ActorCrashed(f"supervisor restarted: {error!r}"))
+                self._adopt(spec, system.cell(path), error)
         await self.adopt_dynamic_children(error)
 
     async def adopt_dynamic_children(self, error: BaseException) -> None:
-        """Take over children started at run time; see GamesSupervisor."""
+        """Take over children started at run time, by the spec each was given."""
+        for cell in self.context.system.children(self.context.path):
+            link = cell.parent
+            name = cell.path.rsplit("/", 1)[-1]
+            if name in self._children or cell.closed:
+                continue
+            if isinstance(link, SupervisorLink) and link.spec is not None:
+                self._adopt(link.spec, cell, error)
+
+    def _adopt(
+        self, spec: ChildSpec, cell: ActorCell[Any], error: BaseException
+    ) -> None:
+        self._children[spec.name] = _Child(spec, cell)
+        cell.restart(0.0, ActorCrashed(f"supervisor restarted: {error!r}"))
 
     async def on_stop(self) -> None:
         # A restart keeps the children for the next instance to adopt; a
@@ -175,15 +188,18 @@ class Supervisor(Actor[Any]):
         """Spawn a child now; the supervisor's own code calls this."""
         if spec.name in self._children:
             raise ActorExists(f"child {spec.name} exists", actor=self.context.path)
-        cell = self.context.system.spawn(
-            spec.factory,
-            self.child_path(spec.name),
-            parent=SupervisorLink(self._own_cell()),
-            capacity=spec.capacity,
-        )
+        cell = self._spawn(spec)
         self._children[spec.name] = _Child(spec, cell)
 
         return cell.ref
+
+    def _spawn(self, spec: ChildSpec) -> ActorCell[Any]:
+        return self.context.system.spawn(
+            spec.factory,
+            self.child_path(spec.name),
+            parent=SupervisorLink(self._own_cell(), spec),
+            capacity=spec.capacity,
+        )
 
     def stop_child(self, name: str) -> ActorCell[Any] | None:
         """Stop a child for good; return its cell to wait on, if it existed."""
