@@ -466,3 +466,18 @@ async def test_children_started_at_run_time_are_kept_across_a_supervisor_restart
     assert system.ref("/sub/late") is late
     assert tree.hooks("/sub/late") == ["start", "stop", "restart", "stop", "restart"]
     assert await late.ask(Echo("late")) == "late"
+
+
+async def test_a_child_back_from_stopping_keeps_its_place_for_rest_for_one(
+    system: ActorSystem, tree: Tree
+) -> None:
+    await start_root(system, [spec(tree, n) for n in "abc"], Strategy.REST_FOR_ONE)
+    await system.ref("/a").ask(Quit())
+    await settle()
+
+    system.ref("/b").tell(Crash())
+    await settle()
+
+    # /a was started first: a crash of /b does not restart it.
+    assert tree.hooks("/a") == ["start", "stop", "start"]
+    assert tree.hooks("/c") == ["start", "stop", "restart"]

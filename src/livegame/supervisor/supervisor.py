@@ -301,9 +301,14 @@ class Supervisor(Actor[Any]):
         if child is None:
             return
 
-        del self._children[child.spec.name]
-        if self.context.shutting_down:
-            return
-        if child.spec.restart is RestartType.PERMANENT and self.allow_restart(child):
+        name = child.spec.name
+        if (
+            child.spec.restart is RestartType.PERMANENT
+            and not self.context.shutting_down
+            and self.allow_restart(child)
+        ):
             log.info("actor_restarting_after_stop", actor=cell.path)
-            self.start_child(child.spec)
+            # Replaced where it stood: rest_for_one goes by start order.
+            self._children[name] = _Child(child.spec, self._spawn(child.spec))
+        else:
+            self._children.pop(name, None)
