@@ -124,6 +124,11 @@ class ActorSystem:
         assert self._task_group is not None
         try:
             await self.stop_all()
+        except anyio.get_cancelled_exc_class():
+            # fail() cancelled the task group, and this wait with it; the
+            # cancelled cells finish on their own, and NodeStopped says why.
+            if self._failure is None:
+                raise
         finally:
             suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
             self._task_group = None
