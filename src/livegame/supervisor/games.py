@@ -91,6 +91,14 @@ class GamesSupervisor(Supervisor):
 
     async def on_start(self) -> None:
         await super().on_start()
+        self._start_sweeping()
+
+    async def on_restart(self, error: BaseException) -> None:
+        await super().on_restart(error)
+        # A restart cancelled the old instance's timers.
+        self._start_sweeping()
+
+    def _start_sweeping(self) -> None:
         interval = max(self.passivate_after / 4, 0.05)
         self.context.timers.start_periodic("sweep", interval, _Sweep())
 
