@@ -275,12 +275,6 @@ async def test_a_flood_is_refused_then_closed_with_1008(node: Node, api: Api) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="once the session asks for a close the connection stops reading, so "
-    "the client's close reply waits behind unread frames: the server gives up "
-    "after close_timeout and counts 1006",
-)
 async def test_the_node_counts_a_flood_close_as_1008_without_waiting(
     node: Node, api: Api
 ) -> None:

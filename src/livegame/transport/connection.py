@@ -112,7 +112,19 @@ class Connection:
                 reason=close.reason,
             )
             await self._flush()
-            await self._socket.close(close.code, close.reason)
+            # Frames the client sent meanwhile must be read, or its answer to
+            # our close frame waits behind them until the close times out.
+            discard = asyncio.create_task(self._discard_incoming())
+            try:
+                await self._socket.close(close.code, close.reason)
+            finally:
+                discard.cancel()
+                await asyncio.gather(discard, return_exceptions=True)
+
+    async def _discard_incoming(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self._socket:
+                pass
 
     def _check_failures(self, done: Iterable[asyncio.Future[Any]]) -> None:
         for task in done:
