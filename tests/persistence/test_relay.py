@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +12,12 @@ from pathlib import Path
 import asyncpg
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind
 from persistence_helpers import GameScript, consume_events, seqs_by_game, wait_until
 
 from livegame.actors.game.events import GameEvent, event_id
@@ -24,7 +30,7 @@ from livegame.persistence.outbox import outbox_backlog
 from livegame.persistence.pool import create_pool
 from livegame.persistence.relay import OutboxRelay, RelayConfig
 from livegame.supervisor import Backoff
-from livegame.telemetry import metrics
+from livegame.telemetry import metrics, tracing
 
 pytestmark = pytest.mark.anyio
 
@@ -157,6 +163,92 @@ async def test_nothing_is_marked_published_while_kafka_is_down_and_all_arrives_a
         broker.stop()
 
     assert seqs_by_game(records)[during[0].game_id] == list(range(1, len(during) + 1))
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tracing.configure_tracing(exporter=exporter, sample_ratio=1.0, environ={})
+    yield exporter
+
+    tracing.shutdown_tracing()
+
+
+async def test_an_event_is_published_in_the_trace_of_its_append(
+    node: Node, kafka_bootstrap: str, kafka_topic: str, spans: InMemorySpanExporter
+) -> None:
+    game = GameScript()
+    await node.journal.create(game.created())
+    move = game.move("e2e4")
+    with tracing.span("db.append") as append:
+        await node.journal.append(game.game_id, 1, [move])
+
+    records = await consume_events(kafka_bootstrap, kafka_topic, {event_id(move)})
+    await wait_until(lambda: len(published_spans(spans)) == 1)
+
+    (published,) = published_spans(spans)
+    parent = append.get_span_context()
+    assert published.context.trace_id == parent.trace_id
+    assert published.parent is not None
+    assert published.parent.span_id == parent.span_id
+    assert published.kind is SpanKind.PRODUCER
+    assert published.attributes is not None
+    assert published.attributes["game.id"] == game.game_id
+    assert published.attributes["event.type"] == "move_played"
+    # The record names the publish span, so consumers continue the trace.
+    headers = dict(record_of(records, event_id(move)).headers)
+    ids = published.context
+    version, trace_id, span_id, flags = headers["traceparent"].decode().split("-")
+    assert (version, trace_id, span_id) == (
+        "00",
+        f"{ids.trace_id:032x}",
+        f"{ids.span_id:016x}",
+    )
+    assert int(flags, 16) & 0x01  # sampled
+
+
+async def test_an_untraced_event_gets_no_span_and_no_traceparent(
+    node: Node, kafka_bootstrap: str, kafka_topic: str, spans: InMemorySpanExporter
+) -> None:
+    events = await play(node.journal, ["d2d4"])
+
+    wanted = {event_id(e) for e in events}
+    records = await consume_events(kafka_bootstrap, kafka_topic, wanted)
+
+    ours = [dict(r.headers) for r in records]
+    ours = [h for h in ours if h["event_id"].decode() in wanted]
+    assert len(ours) == len(wanted)
+    assert all("traceparent" not in headers for headers in ours)
+    assert published_spans(spans) == []
+
+
+async def test_an_unsampled_trace_is_passed_on_without_a_span(
+    node: Node, kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.configure_tracing(exporter=exporter, sample_ratio=0.0, environ={})
+    try:
+        game = GameScript()
+        await node.journal.create(game.created())
+        move = game.move("c2c4")
+        with tracing.span("db.append") as append:
+            await node.journal.append(game.game_id, 1, [move])
+        records = await consume_events(kafka_bootstrap, kafka_topic, {event_id(move)})
+    finally:
+        tracing.shutdown_tracing()
+
+    headers = dict(record_of(records, event_id(move)).headers)
+    assert headers["traceparent"].decode() == tracing.traceparent_of(append)
+    assert not int(headers["traceparent"][-2:], 16) & 0x01  # not sampled
+    assert exporter.get_finished_spans() == ()
+
+
+def record_of(records: list[ConsumerRecord], wanted: str) -> ConsumerRecord:
+    return next(r for r in records if dict(r.headers)["event_id"].decode() == wanted)
+
+
+def published_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.name == "kafka.publish"]
 
 
 async def unpublished_is_zero(pool: asyncpg.Pool, events: list[GameEvent]) -> bool:

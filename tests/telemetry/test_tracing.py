@@ -227,6 +227,90 @@ def test_disabled_tracing_hands_out_one_shared_no_op(disabled: None) -> None:
     assert not tracing.tracing_enabled()
 
 
+def test_current_traceparent_names_the_current_span(
+    exporter: InMemorySpanExporter,
+) -> None:
+    assert tracing.current_traceparent() is None
+    with tracing.span("db.append"):
+        written = tracing.current_traceparent()
+        carried = tracing.message_context()
+
+    assert carried is not None
+    assert written == carried["traceparent"]
+
+
+def test_current_traceparent_is_none_when_tracing_is_off(disabled: None) -> None:
+    with tracing.span("db.append"):
+        assert tracing.current_traceparent() is None
+
+
+def test_a_started_span_joins_the_trace_it_is_given(
+    exporter: InMemorySpanExporter,
+) -> None:
+    started = tracing.start_span(
+        "kafka.publish",
+        {"game.id": "g1"},
+        traceparent=SAMPLED_PARENT["traceparent"],
+        kind=SpanKind.PRODUCER,
+    )
+    # Not current: work in between is not its child.
+    assert tracing.current_trace_id() is None
+    assert exporter.get_finished_spans() == ()
+    started.end()
+
+    (span,) = exporter.get_finished_spans()
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None
+    assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+    assert span.kind is SpanKind.PRODUCER
+    assert tracing.traceparent_of(started) == (
+        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}"
+        f"-{span.context.trace_flags:02x}"
+    )
+
+
+@pytest.mark.parametrize("traced", [True, False])
+def test_a_span_started_in_an_unsampled_trace_or_untraced_names_the_parent(
+    traced: bool,
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing.configure_tracing(
+        exporter=exporter if traced else None, sample_ratio=1.0, environ={}
+    )
+    try:
+        parent = (UNSAMPLED_PARENT if traced else SAMPLED_PARENT)["traceparent"]
+        started = tracing.start_span("kafka.publish", traceparent=parent)
+        started.end()
+    finally:
+        tracing.shutdown_tracing()
+
+    assert not started.is_recording()
+    assert tracing.traceparent_of(started) == parent
+    assert exporter.get_finished_spans() == ()
+
+
+def test_a_child_span_never_starts_a_trace(exporter: InMemorySpanExporter) -> None:
+    with tracing.child_span("redis.claim") as alone:
+        assert not alone.is_recording()
+    with tracing.span("http.request"), tracing.child_span("redis.claim"):
+        pass
+
+    redis, root = exporter.get_finished_spans()
+    assert redis.name == "redis.claim"
+    assert redis.kind is SpanKind.CLIENT
+    assert redis.parent is not None
+    assert redis.parent.span_id == root.context.span_id
+
+
+def test_a_child_span_inside_an_unsampled_trace_is_no_span(
+    unsampled: InMemorySpanExporter,
+) -> None:
+    with tracing.span("http.request"), tracing.child_span("redis.claim") as span:
+        assert not span.is_recording()
+
+    assert unsampled.get_finished_spans() == ()
+
+
 def test_an_otlp_endpoint_in_the_environment_turns_tracing_on() -> None:
     # Nothing listens there and no span is made, so nothing is sent.
     environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}

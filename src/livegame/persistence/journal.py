@@ -29,6 +29,7 @@ from livegame.persistence.requests import (
 )
 from livegame.persistence.state import BoardState
 from livegame.telemetry import metrics
+from livegame.telemetry.tracing import current_traceparent
 
 _GAME = """
 SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
@@ -78,7 +79,10 @@ class PostgresJournal:
         for event in events:
             if event.game_id != game_id:
                 raise ValueError(f"event of game {event.game_id} appended to {game_id}")
-        await self._write(AppendEvents(game_id, epoch, tuple(events)))
+        # Inside a traced move the current span is the append's: the relay
+        # publishes these events as its children.
+        request = AppendEvents(game_id, epoch, tuple(events), current_traceparent())
+        await self._write(request)
 
     async def load(self, game_id: str) -> GameHistory | None:
         # One snapshot for both reads, so the moves match the row.

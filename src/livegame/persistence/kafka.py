@@ -23,11 +23,13 @@ from typing import Literal
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from livegame.errors import StorageError
 from livegame.persistence._translate import kafka_errors
 from livegame.persistence.outbox import OutboxRow
 from livegame.telemetry import metrics
+from livegame.telemetry.tracing import start_span, traceparent_of
 
 log = structlog.get_logger("livegame.persistence.kafka")
 
@@ -136,17 +138,50 @@ class EventProducer:
         self, producer: AIOKafkaProducer, row: OutboxRow
     ) -> asyncio.Future[object]:
         headers = [("event_id", row.event_id.encode()), ("type", row.type.encode())]
+        published = self._publish_span(row, headers)
         started = time.perf_counter()
-        with kafka_errors("send", game_id=row.game_id, seq=row.seq):
-            future: asyncio.Future[object] = await producer.send(
-                self._config.topic,
-                value=row.payload.encode(),
-                key=row.game_id.encode(),
-                headers=headers,
-            )
-        future.add_done_callback(partial(_record, row.type, started))
+        try:
+            with kafka_errors("send", game_id=row.game_id, seq=row.seq):
+                future: asyncio.Future[object] = await producer.send(
+                    self._config.topic,
+                    value=row.payload.encode(),
+                    key=row.game_id.encode(),
+                    headers=headers,
+                )
+        except BaseException as exc:
+            _end_span(published, exc)
+            raise
+
+        future.add_done_callback(partial(_record, row.type, started, published))
 
         return future
+
+    def _publish_span(
+        self, row: OutboxRow, headers: list[tuple[str, bytes]]
+    ) -> Span | None:
+        """Start the row's ``kafka.publish`` span and name it in ``headers``."""
+        if row.trace_context is None:
+            return None
+
+        published = start_span(
+            "kafka.publish",
+            {
+                "messaging.system": "kafka",
+                "messaging.operation": "publish",
+                "messaging.destination.name": self._config.topic,
+                "game.id": row.game_id,
+                "game.seq": row.seq,
+                "event.type": row.type,
+            },
+            traceparent=row.trace_context,
+            kind=SpanKind.PRODUCER,
+        )
+        # Consumers continue the move's trace from here (W3C trace context).
+        parent = traceparent_of(published)
+        if parent is not None:
+            headers.append(("traceparent", parent.encode()))
+
+        return published
 
     async def _started(self, *, idempotent: bool) -> AIOKafkaProducer:
         config = self._config
@@ -169,10 +204,28 @@ class EventProducer:
         return producer
 
 
-def _record(event_type: str, started: float, acked: asyncio.Future[object]) -> None:
-    ok = not acked.cancelled() and acked.exception() is None
+def _record(
+    event_type: str,
+    started: float,
+    published: Span | None,
+    acked: asyncio.Future[object],
+) -> None:
+    error = None if acked.cancelled() else acked.exception()
+    ok = not acked.cancelled() and error is None
     seconds = time.perf_counter() - started
     metrics.record_kafka_publish(event_type, ok=ok, seconds=seconds)
+    _end_span(published, error)
+
+
+def _end_span(published: Span | None, error: BaseException | None) -> None:
+    """End a publish span at the broker's answer (or the send's failure)."""
+    if published is None:
+        return
+
+    if error is not None and published.is_recording():
+        published.record_exception(error)
+        published.set_status(StatusCode.ERROR, f"{type(error).__name__}: {error}")
+    published.end()
 
 
 def _refused_idempotence(error: StorageError) -> bool:

@@ -18,7 +18,8 @@ from livegame.persistence._translate import postgres_errors
 from livegame.telemetry import metrics
 
 _UNPUBLISHED = """
-SELECT id, event_id, game_id, seq, type, payload::text AS payload
+SELECT id, event_id, game_id, seq, type, payload::text AS payload,
+       trace_context
 FROM outbox WHERE published_at IS NULL
 ORDER BY id
 LIMIT $1
@@ -43,6 +44,8 @@ class OutboxRow:
     type: str
     # The Kafka value: the event's JSON, as stored.
     payload: str
+    # The traceparent of the append that wrote the row; None if untraced.
+    trace_context: str | None = None
 
 
 async def fetch_unpublished(conn: asyncpg.Connection, limit: int) -> list[OutboxRow]:

@@ -16,6 +16,13 @@ Span names are ``<component>.<step>``, lower case, with no ids in them:
 ``redis.lookup``. Ids and other details are attributes (``game.id``,
 ``game.ply``, ``http.route``, ``http.response.status_code``).
 
+Work that outlives the request that caused it carries the request's
+``traceparent`` with it: the journal stores :func:`current_traceparent` in
+each outbox row, and the relay publishes the row in a ``kafka.publish`` span
+made by :func:`start_span` under that parent, so the publish joins the
+move's trace. :func:`child_span` is for calls made both inside requests and
+by background work (Redis): it joins a sampled trace and never starts one.
+
 Cost: with tracing off, :func:`span` returns one shared do-nothing context
 manager and :func:`message_context` returns ``None``; nothing is allocated.
 Inside an unsampled trace :func:`span` makes no span either; entering an
@@ -228,6 +235,78 @@ def span(
     return tracer.start_as_current_span(
         name, context=context, kind=kind, attributes=attributes
     )
+
+
+def child_span(
+    name: str,
+    attributes: Attributes = None,
+    *,
+    kind: SpanKind = SpanKind.CLIENT,
+) -> AbstractContextManager[Span]:
+    """
+    Return a context manager running its block in a child of the current span.
+
+    Unlike :func:`span` it never starts a trace: outside a sampled span it
+    does nothing. For calls to other services (``redis.claim``) made both
+    inside requests and by background work, which must not open traces of
+    their own.
+    """
+    if _tracer is None:
+        return _NO_SPAN
+
+    current = trace.get_current_span().get_span_context()
+    if not current.trace_flags.sampled:
+        return _NO_SPAN
+
+    return _tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+
+
+def start_span(
+    name: str,
+    attributes: Attributes = None,
+    *,
+    traceparent: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+) -> Span:
+    """
+    Start a span in the trace ``traceparent`` names, without making it current.
+
+    For work that ends in a callback rather than a block (a Kafka send ends
+    at the broker's ack): the caller ends the span. Inside an unsampled
+    trace, or with tracing off, the span records nothing and ending it costs
+    nothing; :func:`traceparent_of` still names the parent's trace.
+    """
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
+    parent = trace.get_current_span(context)
+    tracer = _tracer
+    if tracer is None or not parent.get_span_context().trace_flags.sampled:
+        return parent
+
+    return tracer.start_span(name, context=context, kind=kind, attributes=attributes)
+
+
+def traceparent_of(span: Span) -> str | None:
+    """Return the W3C ``traceparent`` naming ``span``, or None if it has no ids."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return None
+
+    return (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
+
+
+def current_traceparent() -> str | None:
+    """
+    Return the current span's W3C ``traceparent``, to store beside a write.
+
+    ``None`` when tracing is off or no span is current, as for
+    :func:`message_context`.
+    """
+    if _tracer is None:
+        return None
+
+    return traceparent_of(trace.get_current_span())
 
 
 def get_tracer() -> Tracer:
