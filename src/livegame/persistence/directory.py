@@ -21,6 +21,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,8 +29,13 @@ import structlog
 
 from livegame.errors import StorageError
 from livegame.persistence._translate import redis_errors
+from livegame.telemetry.tracing import child_span
 
 log = structlog.get_logger("livegame.persistence.directory")
+
+# Spans only inside a traced request (a move's placement, a forward's lookup);
+# lease renewals and other background calls make none.
+_REDIS: Final = {"db.system": "redis"}
 
 # KEYS: owner hash, claimant's lease, claimant's games set.
 # ARGV: claimant node id, lease key prefix, game id, claimant's incarnation.
@@ -186,7 +192,7 @@ class RedisDirectory:
 
     async def node(self, node_id: str) -> NodeInfo | None:
         """Return a node's lease, or None if it has none (it is presumed dead)."""
-        with redis_errors("node", node=node_id):
+        with child_span("redis.lookup", _REDIS), redis_errors("node", node=node_id):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.get(self._lease_key(node_id))
                 pipe.pttl(self._lease_key(node_id))
@@ -211,7 +217,7 @@ class RedisDirectory:
             self._lease_key(self.node_id),
             self._games_key(self.node_id),
         ]
-        with redis_errors("claim", game_id=game_id):
+        with child_span("redis.claim", _REDIS), redis_errors("claim", game_id=game_id):
             owner, epoch = await self._claim(
                 keys=keys,
                 args=[self.node_id, self._lease_key(""), game_id, self.incarnation],
@@ -221,7 +227,8 @@ class RedisDirectory:
 
     async def raise_epoch(self, game_id: str, at_least: int) -> int:
         """Lift this node's claim to at least ``at_least``; return the epoch."""
-        with redis_errors("raise_epoch", game_id=game_id):
+        raising = child_span("redis.raise_epoch", _REDIS)
+        with raising, redis_errors("raise_epoch", game_id=game_id):
             epoch = int(
                 await self._raise(
                     keys=[self._owner_key(game_id)],
