@@ -120,6 +120,22 @@ async def test_rest_for_one_restarts_the_crashed_child_and_those_started_after(
         assert tree.hooks(path) == ["start", "stop", "restart"]
 
 
+async def test_children_crashing_together_under_one_for_all_restart_once(
+    system: ActorSystem, tree: Tree
+) -> None:
+    await start_root(system, [spec(tree, n) for n in "abc"], Strategy.ONE_FOR_ALL)
+
+    # Both reports are queued before the supervisor handles the first; the
+    # restart it orders for everyone answers the second as well.
+    system.ref("/a").tell(Crash())
+    system.ref("/b").tell(Crash())
+    await settle()
+
+    for path in ("/a", "/b", "/c"):
+        assert tree.hooks(path) == ["start", "stop", "restart"]
+        assert system.cell(path).restarts == 1
+
+
 async def test_a_crash_is_logged_with_the_child_and_the_error(
     system: ActorSystem, tree: Tree, logs: list[dict[str, Any]]
 ) -> None:
@@ -251,6 +267,31 @@ async def test_a_nested_supervisor_past_its_budget_is_restarted_by_its_parent(
         await x.ask(Crash())
     await settle()
     assert system.cell("/sub").restarts == 1
+
+
+async def test_a_crash_reported_before_an_escalation_is_not_restarted_twice(
+    system: ActorSystem, tree: Tree
+) -> None:
+    def sub() -> Supervisor:
+        return Supervisor(
+            [spec(tree, "x"), spec(tree, "y")],
+            intensity=Intensity(max_restarts=1, within=60.0),
+            backoff=NO_DELAY,
+        )
+
+    await start_root(system, [ChildSpec("sub", sub)])
+    system.ref("/sub/x").tell(Crash())
+    await settle()
+
+    # x's second crash makes /sub escalate while y's report waits behind it;
+    # the new /sub restarts y as it adopts it, and the old report is stale.
+    system.ref("/sub/x").tell(Crash())
+    system.ref("/sub/y").tell(Crash())
+    await settle()
+
+    assert system.cell("/sub").restarts == 1
+    assert tree.hooks("/sub/y") == ["start", "stop", "restart"]
+    assert system.cell("/sub/y").restarts == 1
 
 
 async def test_escalation_carries_the_intensity_error_to_the_parent(

@@ -150,6 +150,18 @@ class ActorCell(Generic[M]):
         return self.status is Status.RUNNING and not self._busy and not self.mailbox
 
     @property
+    def awaiting_decision(self) -> bool:
+        """
+        Whether the actor has failed and nobody has ordered its restart yet.
+
+        A supervisor acts on a crash report only then: a report queued behind
+        a restart that already answered it (one-for-all, an escalation) is stale.
+        """
+        if self.status is not Status.FAILED or self.closed:
+            return False
+        return not any(isinstance(signal, _Restart) for signal in self._control)
+
+    @property
     def instance(self) -> Actor[M] | None:
         return self._instance
 

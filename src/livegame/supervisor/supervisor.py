@@ -244,7 +244,7 @@ class Supervisor(Actor[Any]):
 
     def _on_child_failed(self, cell: ActorCell[Any], error: BaseException) -> None:
         child = self._find(cell)
-        if child is None or cell.stopped:
+        if child is None or not cell.awaiting_decision:
             return
 
         log.warning(
