@@ -16,7 +16,7 @@ from supervision_helpers import (
     wait_until,
 )
 
-from livegame.actors import Actor, ActorCrashed, ActorSystem, Status
+from livegame.actors import Actor, ActorCrashed, ActorSystem, AskTimeout, Status
 from livegame.errors import BadRequest, GameNotFound
 from livegame.supervisor import (
     Backoff,
@@ -91,6 +91,7 @@ async def start_games(
     system: ActorSystem,
     lobby: Lobby,
     *,
+    game: type[GameStub] = GameStub,
     passivatable: bool = True,
     **options: Any,
 ) -> Games:
@@ -99,7 +100,7 @@ async def start_games(
 
     def games() -> GamesSupervisor:
         return GamesSupervisor(
-            lambda game_id: GameStub(game_id, lobby, passivatable), **options
+            lambda game_id: game(game_id, lobby, passivatable), **options
         )
 
     def user() -> Supervisor:
@@ -177,6 +178,25 @@ async def test_an_unknown_game_raises_game_not_found_and_leaves_nothing(
     lobby.known.add("g404")
     assert await (await games.activate("g404")).ask(Echo("found")) == "found"
     assert lobby.made == ["g404", "g404"]
+
+
+async def test_activation_gives_up_on_a_game_that_cannot_start_in_time(
+    system: ActorSystem,
+) -> None:
+    class Broken(GameStub):
+        async def on_start(self) -> None:
+            raise ConnectionError("database down")
+
+        async def on_restart(self, error: BaseException) -> None:
+            await self.on_start()
+
+    games = await start_games(
+        system, Lobby("g1"), game=Broken, backoff=Backoff(initial=60.0)
+    )
+
+    # The game waits a minute for its restart; the caller does not.
+    with anyio.fail_after(2), pytest.raises(AskTimeout, match="g1"):
+        await games.activate("g1", timeout=0.05)
 
 
 @pytest.mark.parametrize("game_id", ["", "has space", "a/b", "x" * 65])

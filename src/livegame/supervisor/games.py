@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import structlog
 
 from livegame.actors.actor import Actor
 from livegame.actors.cell import ActorCell
+from livegame.actors.errors import AskTimeout
 from livegame.actors.ref import ActorRef
 from livegame.actors.system import ActorSystem
 from livegame.errors import BadRequest, GameNotFound
@@ -200,15 +202,24 @@ class Games:
         Raises:
             GameNotFound: the journal has no such game.
             BadRequest: the id cannot name a game.
+            AskTimeout: the game did not start within ``timeout`` seconds.
         """
         ref = self.local(game_id)
         if ref is not None:
             return ref
 
         check_game_id(game_id)
+        deadline = anyio.current_time() + timeout
         supervisor = self._system.ref(self._path)
         cell: ActorCell[Any] = await supervisor.ask(Activate(game_id), timeout)
-        await cell.wait_started()
+        # A game that crashes while loading waits out its restart backoff;
+        # the caller waits no longer than it asked to.
+        with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+            await cell.wait_started()
+        if waiting.cancelled_caught:
+            raise AskTimeout(
+                f"game {game_id} did not start within {timeout:g}s", game_id=game_id
+            )
         if cell.refusal is not None:
             raise cell.refusal
         if cell.closed:
