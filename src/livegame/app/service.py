@@ -44,11 +44,19 @@ from livegame.errors import (
     Overloaded,
     StorageError,
 )
-from livegame.supervisor import Games, check_game_id
+from livegame.supervisor import (
+    ChildSpec,
+    Games,
+    RestartType,
+    StartChild,
+    StopChild,
+    check_game_id,
+)
 from livegame.supervisor.placement import Elsewhere, Placement
 from livegame.telemetry.metrics import observe_move
 from livegame.telemetry.tracing import message_context
 from livegame.transport.auth import SERVICE, Principal
+from livegame.transport.connection import Connection, ConnectionActor
 from livegame.transport.peer import WatchFromPeer
 from livegame.transport.service import BoardView, CheckResult, JsonMapping
 
@@ -61,6 +69,9 @@ log = structlog.get_logger("livegame.app")
 # Placements tried for one command while its game moves between nodes.
 _PLACEMENT_ATTEMPTS = 3
 _ASK_TIMEOUT = 5.0
+_CONNECTIONS = "/user/connections"
+# Requests and events queued for one WebSocket connection.
+_CONNECTION_MAILBOX = 512
 # The move counter's result for a move that ended the game.
 _MOVE_RESULTS: dict[str, Any] = {
     "mate": "checkmate",
@@ -336,6 +347,25 @@ class NodeService:
         finally:
             if not lock.statistics().tasks_waiting:
                 self._placing.pop(game_id, None)
+
+    # Connections.
+
+    async def attach_connection(self, connection: Connection) -> None:
+        """Run a WebSocket connection as an actor at ``/user/connections/<id>``."""
+        spec = ChildSpec(
+            connection.id,
+            lambda: ConnectionActor(connection),
+            restart=RestartType.TEMPORARY,
+            capacity=_CONNECTION_MAILBOX,
+        )
+        ref = await self._system.ref(_CONNECTIONS).ask(StartChild(spec), _ASK_TIMEOUT)
+        connection.attach(ref)
+
+    async def detach_connection(self, connection: Connection) -> None:
+        with contextlib.suppress(LiveGameError):
+            await self._system.ref(_CONNECTIONS).ask(
+                StopChild(connection.id), _ASK_TIMEOUT
+            )
 
     # Operations.
 

@@ -23,8 +23,10 @@ from opentelemetry.trace import SpanKind
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from livegame.actors.actor import Actor
 from livegame.actors.game.events import GameEvent
 from livegame.actors.game.messages import GameMessage, GameView, MoveResult, PlayMove
+from livegame.actors.ref import ActorRef
 from livegame.errors import LiveGameError, Overloaded
 from livegame.telemetry.tracing import span
 from livegame.transport.access import Players
@@ -39,7 +41,7 @@ from livegame.transport.inbound import (
 from livegame.transport.observer import TransportObserver
 from livegame.transport.outbound import ack_frame, game_json, move_result_json
 from livegame.transport.service import GameService, ask_for
-from livegame.transport.session import Session
+from livegame.transport.session import CLOSE_SLOW_CONSUMER, Session
 
 log = structlog.get_logger(__name__)
 
@@ -74,12 +76,38 @@ class Connection:
         self._wake = asyncio.Event()
         # Set once the session asks for the socket to be closed.
         self._closing = asyncio.Event()
+        # The connection's actor, once attached: frames and events go
+        # through its mailbox, one at a time.
+        self._ref: ActorRef[Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} user={self.principal.user_id} {self.session!r}>"
 
+    def attach(self, ref: ActorRef[Any]) -> None:
+        """Drive this connection through its actor's mailbox from now on."""
+        self._ref = ref
+
     def deliver(self, event: GameEvent) -> None:
+        ref = self._ref
+        if ref is None:
+            self.take(event)
+            return
+        try:
+            ref.tell(event)
+        except LiveGameError:
+            # Its mailbox is full: the client reads too slowly to keep up.
+            self.session.request_close(CLOSE_SLOW_CONSUMER, "slow consumer")
+            self._poke()
+
+    def take(self, event: GameEvent) -> None:
+        """Queue one game event for the client (the actor's side of deliver)."""
         self.session.deliver(event)
+        self._poke()
+
+    def abandon(self, reason: str) -> None:
+        """Close the socket because the connection's actor has gone."""
+        if self.session.close_request is None:
+            self.session.request_close(CLOSE_INTERNAL_ERROR, reason)
         self._poke()
 
     def _poke(self) -> None:
@@ -138,7 +166,7 @@ class Connection:
             async for raw in self._socket:
                 frame = self.session.receive(raw)
                 if frame is not None:
-                    await self._execute(frame)
+                    await self._submit(frame)
 
                 self._poke()
                 if self.session.close_request is not None:
@@ -155,6 +183,22 @@ class Connection:
         with contextlib.suppress(ConnectionClosed):
             while (frame := self.session.next_frame()) is not None:
                 await self._socket.send(frame, text=True)
+
+    async def _submit(self, frame: ClientFrame) -> None:
+        ref = self._ref
+        if ref is None:
+            await self._execute(frame)
+            return
+        try:
+            ref.tell(frame)
+        except LiveGameError as exc:
+            # Requests pile up faster than the games answer them.
+            self.session.refuse(exc, frame.rid)
+
+    async def execute(self, frame: ClientFrame) -> None:
+        """Carry out one client request (the actor's side of the reader)."""
+        await self._execute(frame)
+        self._poke()
 
     async def _execute(self, frame: ClientFrame) -> None:
         try:
@@ -222,3 +266,29 @@ class Connection:
             # A closed session ignores late events: a failed unsubscribe costs
             # the game some memory, never a wrong delivery.
             log.warning("ws_unsubscribe_failed", connection=self.id, game_id=game_id)
+
+
+class ConnectionActor(Actor[Any]):
+    """
+    The actor of one socket, at ``/user/connections/<id>``.
+
+    Its mailbox serializes what happens to the connection: client requests
+    (parsed and rate-limited by the reader) and game events (told by the
+    games it watches). When it stops or crashes, the socket is closed and the
+    client reconnects and resumes from the last ply it saw.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def on_stop(self) -> None:
+        self._connection.abandon("connection actor stopped")
+
+    async def on_restart(self, error: BaseException) -> None:
+        self._connection.abandon("connection actor crashed")
+
+    async def receive(self, message: Any) -> None:
+        if isinstance(message, GameEvent):
+            self._connection.take(message)
+        else:
+            await self._connection.execute(message)

@@ -124,6 +124,10 @@ class GameService(Protocol):
         """Describe the nodes, their leases and this node's identity."""
         ...
 
+    # Optional: a node that runs each WebSocket connection as an actor has
+    # ``attach_connection(connection)`` and ``detach_connection(connection)``;
+    # the WebSocket edge calls them when a socket opens and closes.
+
 
 async def ask_for(
     service: GameService,

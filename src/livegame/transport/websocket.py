@@ -108,9 +108,16 @@ class WebSocketEdge:
         self.observer.connection_opened()
         bound = log.bind(connection=connection.id, user=principal.user_id)
         bound.info("ws_connection_opened")
+        # A node runs each connection as an actor; a bare service does not.
+        attach = getattr(self.service, "attach_connection", None)
         try:
+            if attach is not None:
+                await attach(connection)
             await connection.run()
         finally:
+            detach = getattr(self.service, "detach_connection", None)
+            if detach is not None:
+                await detach(connection)
             self.connections.discard(connection)
             code = socket.close_code if socket.close_code is not None else 1006
             self.observer.connection_closed(code)
