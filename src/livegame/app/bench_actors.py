@@ -29,6 +29,7 @@ from livegame.supervisor import (
     Supervisor,
     spawn_root,
 )
+from livegame.telemetry.logging import configure_logging
 
 
 class _Counter(Actor[int]):
@@ -146,6 +147,8 @@ def run(seconds: float = 2.0) -> int:
     except ImportError:
         options = {}
         loop_name = "asyncio"
+    # One INFO line per ended game would be measured along with the games.
+    configure_logging("WARNING")
     print(f"livegame bench actors: one process, one event loop ({loop_name})")
     anyio.run(_bench, seconds, backend="asyncio", backend_options=options)
 
