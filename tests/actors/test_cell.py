@@ -160,6 +160,25 @@ async def test_a_crashed_actor_waits_for_its_parent_and_keeps_its_mail(
     assert journal.handled[1:] == [(2, Echo("after")), (2, Echo("queued while failed"))]
 
 
+async def test_a_failed_actor_awaits_a_decision_until_a_restart_is_ordered(
+    system: ActorSystem, journal: Journal
+) -> None:
+    parent = RecordingParent(restart=False)
+    cell = await start_worker(system, journal, parent)
+    assert not cell.awaiting_decision
+
+    cell.ref.tell(Crash())
+    await settle()
+    assert cell.awaiting_decision
+
+    # Ordered but not yet carried out: a second report would be stale.
+    cell.restart(0.0)
+    assert not cell.awaiting_decision
+    await settle()
+    assert cell.status is Status.RUNNING
+    assert not cell.awaiting_decision
+
+
 async def test_a_restart_interrupts_the_message_in_hand(
     system: ActorSystem, journal: Journal, parent: RecordingParent
 ) -> None:

@@ -344,7 +344,7 @@ async def _run_schedule(operations: list[str]) -> None:
     assert cell.restarts == model.incarnation - 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(OPERATIONS), max_size=40))
 async def test_no_schedule_loses_a_message_or_handles_one_twice(
     operations: list[str],

@@ -476,6 +476,21 @@ async def test_stopping_a_supervisor_stops_its_children_before_it_ends(
     assert tree.hooks("/sub/x") == tree.hooks("/sub/y") == ["start", "stop"]
 
 
+async def test_leaving_the_system_stops_children_before_their_supervisor(
+    tree: Tree,
+) -> None:
+    class Noted(Supervisor):
+        async def on_stop(self) -> None:
+            await super().on_stop()
+            tree.note(self.context.path, "stop")
+
+    async with ActorSystem() as system:
+        await start_root(system, [ChildSpec("sub", lambda: Noted([spec(tree, "x")]))])
+
+    stops = [path for path, what in tree.events if what == "stop"]
+    assert stops == ["/sub/x", "/sub"]
+
+
 async def test_a_permanent_supervisor_that_stops_comes_back_with_its_children(
     system: ActorSystem, tree: Tree
 ) -> None:
