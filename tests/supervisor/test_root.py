@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
-from supervision_helpers import Child, Crash, Echo, Tree, settle
+from supervision_helpers import (
+    Child,
+    Crash,
+    Echo,
+    Hold,
+    Outcome,
+    Tree,
+    ask_soon,
+    settle,
+)
 
-from livegame.actors import ActorSystem, NodeStopped, Status
+from livegame.actors import ActorStopped, ActorSystem, NodeStopped, Status
 from livegame.supervisor import (
     Backoff,
     ChildSpec,
@@ -123,6 +133,40 @@ async def test_the_node_stops_when_the_body_ends_without_a_checkpoint(
 
     with pytest.raises(NodeStopped):
         await run_fragile_node(tree, then=settle_shielded)
+
+
+async def test_an_asker_outside_the_node_hears_at_once_when_it_stops(
+    tree: Tree,
+) -> None:
+    hold = Hold()
+    outcomes: list[Outcome] = []
+
+    def root() -> Supervisor:
+        return Supervisor(
+            [
+                ChildSpec("busy", lambda: Child(tree)),
+                ChildSpec("worker", lambda: Child(tree)),
+            ],
+            intensity=Intensity(max_restarts=0, within=60.0),
+        )
+
+    async def run_node(outside: anyio.abc.TaskGroup) -> None:
+        async with ActorSystem() as system:
+            await spawn_root(system, root)
+            outcomes.append(ask_soon(outside, system.ref("/busy"), hold))
+            await hold.gate.entered.wait()
+            system.ref("/worker").tell(Crash())
+            await anyio.sleep_forever()
+
+    # The asker lives outside the node, as an HTTP handler does; it hears as
+    # the node stops, not from its own ask timeout seconds later.
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as outside:
+            with pytest.raises(NodeStopped):
+                await run_node(outside)
+
+    [outcome] = outcomes
+    assert isinstance(outcome.error, ActorStopped)
 
 
 async def test_a_root_that_stops_on_its_own_does_not_stop_the_node(

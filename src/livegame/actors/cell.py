@@ -287,6 +287,12 @@ class ActorCell(Generic[M]):
                     fail(envelope, exc)
                 except asyncio.CancelledError:
                     if not self._absorb_interrupt(envelope):
+                        # The task itself is cancelled (the node is
+                        # stopping): the sender still hears, at once.
+                        fail(
+                            envelope,
+                            ActorStopped(f"{self.path} stopped", actor=self.path),
+                        )
                         raise
                     return
                 except Exception as exc:
