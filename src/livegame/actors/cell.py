@@ -22,11 +22,17 @@ import structlog
 
 from livegame.actors.actor import Actor, ActorContext
 from livegame.actors.envelope import Envelope, fail
-from livegame.actors.errors import ActorCrashed, ActorKilled, ActorStopped
+from livegame.actors.errors import (
+    ActorCrashed,
+    ActorKilled,
+    ActorStopped,
+    MailboxFull,
+)
 from livegame.actors.mailbox import Mailbox
 from livegame.actors.ref import ActorRef
 from livegame.actors.timers import Timers
 from livegame.errors import LiveGameError
+from livegame.telemetry.metrics import ActorMetrics, actor_metrics
 
 if TYPE_CHECKING:
     from livegame.actors.system import ActorSystem
@@ -125,6 +131,8 @@ class ActorCell(Generic[M]):
         self._started = anyio.Event()
         self.processed = 0
         self.restarts = 0
+        # The counters of the running instance's kind; None until one starts.
+        self._metrics: ActorMetrics | None = None
         self.last_failure: Failure | None = None
         # Why the actor refused to start (an unknown game...), if it did.
         self.refusal: LiveGameError | None = None
@@ -170,9 +178,18 @@ class ActorCell(Generic[M]):
     def enqueue(self, envelope: Envelope) -> None:
         if self.closed:
             raise ActorStopped(f"{self.path} has stopped", actor=self.path)
-        self.mailbox.put_nowait(envelope)
+        mailbox = self.mailbox
+        if len(mailbox) >= mailbox.capacity:
+            raise self.refuse()
+        mailbox.append(envelope)
         if self._waiter is not None:
             self._wake()
+
+    def refuse(self) -> MailboxFull:
+        """Count a message refused for a full mailbox; return the error to raise."""
+        actor_metrics(self.kind).mailbox_full.inc()
+
+        return self.mailbox.refuse()
 
     def enqueue_system(self, envelope: Envelope) -> None:
         """Queue a runtime message (a child's crash...) even past capacity."""
@@ -307,6 +324,9 @@ class ActorCell(Generic[M]):
                     self._busy = False
         finally:
             self.processed += handled
+            # Once per batch, not per message: the counter takes a lock.
+            if self._metrics is not None:
+                self._metrics.processed.inc(handled)
             self.last_active = time.monotonic()
 
     async def _handle_signal(self, signal: _Fail | _Restart) -> None:
@@ -320,6 +340,7 @@ class ActorCell(Generic[M]):
             return
         await self._retire_instance()
         self.restarts += 1
+        actor_metrics(self.kind).restarts.inc()
         await self._start_instance(signal.cause)
 
     async def _start_instance(self, cause: BaseException | None) -> None:
@@ -329,6 +350,7 @@ class ActorCell(Generic[M]):
             instance.context = self._context
             self._instance = instance
             self.kind = type(instance).__name__
+            self._metrics = actor_metrics(self.kind)
             if cause is None:
                 await instance.on_start()
             else:

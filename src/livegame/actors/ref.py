@@ -59,7 +59,7 @@ class ActorRef(Generic[M]):
         if cell.closed:
             raise ActorStopped(f"{self.path} has stopped", actor=self.path)
         if len(mailbox) >= mailbox.capacity:
-            raise mailbox.refuse()
+            raise cell.refuse()
         mailbox.append((message, None))
         if cell._waiter is not None:
             cell._wake()
