@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from livegame.actors import (
     Actor,
+    ActorCell,
     ActorCrashed,
     ActorKilled,
     ActorSystem,
@@ -32,6 +33,7 @@ from livegame.actors import (
     MailboxStatistics,
 )
 from livegame.errors import Overloaded
+from livegame.supervisor import Backoff, ChildSpec, Intensity, Supervisor, spawn_root
 
 pytestmark = pytest.mark.anyio
 
@@ -268,19 +270,42 @@ async def _ask(ref: Any, number: int, outcomes: dict[int, object]) -> None:
         outcomes[number] = exc
 
 
-async def _run_schedule(operations: list[str]) -> None:
+async def _start_step(
+    system: ActorSystem, controller: _Controller, supervised: bool
+) -> ActorCell[int]:
+    """Start the _Step actor under a bare parent or under a real supervisor."""
+    if not supervised:
+        cell = system.spawn(
+            lambda: _Step(controller),
+            "/step",
+            parent=RecordingParent(),
+            capacity=CAPACITY,
+        )
+    else:
+        spec = ChildSpec("step", lambda: _Step(controller), capacity=CAPACITY)
+        await spawn_root(
+            system,
+            lambda: Supervisor(
+                [spec],
+                intensity=Intensity(max_restarts=1000, within=60.0),
+                backoff=Backoff(initial=0.0, jitter=0.0),
+            ),
+        )
+        cell = system.cell("/step")
+    await cell.wait_started()
+
+    return cell
+
+
+async def _run_schedule(operations: list[str], supervised: bool) -> None:
     controller = _Controller()
     model = _Model()
-    parent = RecordingParent()
     outcomes: dict[int, object] = {}
     asked: set[int] = set()
     told_and_refused: set[int] = set()
 
     async with ActorSystem("schedule") as system, anyio.create_task_group() as tg:
-        cell = system.spawn(
-            lambda: _Step(controller), "/step", parent=parent, capacity=CAPACITY
-        )
-        await cell.wait_started()
+        cell = await _start_step(system, controller, supervised)
 
         def release(crash: bool) -> None:
             if controller.in_hand is not None:
@@ -345,9 +370,10 @@ async def _run_schedule(operations: list[str]) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(OPERATIONS), max_size=40))
+@given(st.lists(st.sampled_from(OPERATIONS), max_size=40), st.booleans())
 async def test_no_schedule_loses_a_message_or_handles_one_twice(
-    operations: list[str],
+    operations: list[str], supervised: bool
 ) -> None:
+    """Under a bare parent or a supervisor, every accepted message is handled once."""
     with structlog.testing.capture_logs():
-        await _run_schedule(operations)
+        await _run_schedule(operations, supervised)
