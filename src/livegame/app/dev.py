@@ -79,6 +79,8 @@ def run_dev(
     env.setdefault("HTTP_PORT", str(http_port))
     env.setdefault("WS_PORT", str(ws_port))
     env.setdefault("NODE_ID", "dev-1")
+    # Readable lines on a terminal; a deployment logs JSON.
+    env.setdefault("DEBUG", "true")
     env.setdefault("DB_POOL_MIN", "2")
     env.setdefault("DB_POOL_MAX", "10")
     with local_services(folder, env) as services:
