@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import replace
 
 import asyncpg
 import pytest
-from persistence_helpers import GameScript
+from persistence_helpers import START_MS, GameScript
+from test_state import appends_of_a_game
 
 from livegame.app.embedded import free_port
-from livegame.errors import Conflict, Fenced, Overloaded, StorageError
+from livegame.errors import (
+    Conflict,
+    Fenced,
+    GameNotFound,
+    GameOver,
+    Overloaded,
+    StorageError,
+)
+from livegame.persistence.batch import write_batch
 from livegame.persistence.committer import GroupCommitConfig, GroupCommitter
 from livegame.persistence.journal import PostgresJournal
 from livegame.persistence.requests import (
@@ -20,6 +30,7 @@ from livegame.persistence.requests import (
     PendingWrite,
     WriteRequest,
 )
+from livegame.persistence.state import OwnedBoard, check_append, initial_state
 
 pytestmark = pytest.mark.anyio
 
@@ -229,3 +240,178 @@ async def test_writes_fail_with_storage_error_when_postgres_is_unreachable(
     finally:
         await committer.stop()
         await unreachable.close()
+
+
+async def test_committed_rows_hold_what_the_checks_compute(
+    pool: asyncpg.Pool,
+) -> None:
+    """The statement's row changes agree with check_append, shape by shape."""
+    recorder = Recorder()
+    committer = GroupCommitter(pool, listeners=[recorder])
+    journal = PostgresJournal(pool, committer)
+    games = [GameScript(initial_ms=None if i % 2 else 300_000) for i in range(4)]
+    expected = {g.game_id: OwnedBoard(initial_state(g.created()), 1) for g in games}
+    changes = list(zip(*(appends_of_a_game(g) for g in games), strict=True))
+    await committer.start()
+    try:
+        await asyncio.gather(*(journal.create(g.created()) for g in games))
+        for events_of_games in changes:
+            appends = zip(games, events_of_games, strict=True)
+            await asyncio.gather(*(journal.append(g.game_id, 1, e) for g, e in appends))
+            for game, events in zip(games, events_of_games, strict=True):
+                expected[game.game_id] = check_append(expected[game.game_id], 1, events)
+    finally:
+        await committer.stop()
+
+    for game in games:
+        assert recorder.batches[-1].states[game.game_id] == expected[game.game_id].state
+        assert await journal.board(game.game_id) == expected[game.game_id].state
+
+
+async def test_times_keep_their_milliseconds(
+    pool: asyncpg.Pool, journal: PostgresJournal
+) -> None:
+    game = GameScript()
+    created = replace(game.created(), at_ms=START_MS + 7)
+    moves = [replace(game.move("e2e4"), at_ms=START_MS + 1_001)]
+    moves.append(replace(game.move("e7e5"), at_ms=START_MS + 2_999))
+    ended = replace(game.end("resign", "white", "resignation"), at_ms=START_MS + 3_123)
+    await write_now(pool, CreateGame(created))
+    for event in [*moves, ended]:
+        await write_now(pool, AppendEvents(game.game_id, 1, (event,)))
+
+    history = await journal.load(game.game_id)
+    board = await journal.board(game.game_id)
+
+    assert history is not None
+    assert board is not None
+    assert history.created == created
+    assert list(history.moves) == moves
+    assert history.ended == ended
+    assert board.updated_at_ms == ended.at_ms
+
+
+async def test_each_refused_append_says_why_and_the_others_commit(
+    committer: GroupCommitter, pool: asyncpg.Pool
+) -> None:
+    games = await created_games(committer, GAMES)
+    fenced, taken, over, gap = games[:4]
+    await PostgresJournal(pool, committer).claim(fenced.game_id, 7)
+    await write_now(pool, AppendEvents(taken.game_id, 1, (taken.move("e2e4"),)))
+    ending = over.end("resign", "white", "resignation")
+    await write_now(pool, AppendEvents(over.game_id, 1, (ending,)))
+    taken.seq -= 1  # its next move takes the seq of its last one
+    first = gap.move("e2e4")
+    gap.move("e7e5")  # never sent: a gap inside the next append
+    requests: list[WriteRequest] = [
+        AppendEvents(fenced.game_id, 1, (fenced.move("e2e4"),)),
+        AppendEvents(taken.game_id, 1, (taken.move("e7e5"),)),
+        AppendEvents(over.game_id, 1, (over.move("e2e4"),)),
+        AppendEvents(gap.game_id, 1, (first, gap.move("g1f3"))),
+        AppendEvents("nope", 1, (GameScript("nope").move("e2e4"),)),
+    ]
+    others = games[5:]
+    requests += [AppendEvents(g.game_id, 1, (g.move("d2d4"),)) for g in others]
+
+    results = await asyncio.gather(
+        *(committer.write(r) for r in requests), return_exceptions=True
+    )
+
+    refused = [Fenced, Conflict, GameOver, Conflict, GameNotFound]
+    assert [type(r) for r in results[:5]] == refused
+    assert results[5:] == [None] * len(others)
+    assert len(await transactions_of(pool, others)) == 1
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE game_id = ANY($1::text[]) AND seq > 1",
+            [g.game_id for g in games[:4]],
+        )
+        == 2
+    )  # the move of `taken` and the end of `over`, both before the batch
+
+
+async def test_a_value_json_cannot_carry_fails_alone(
+    committer: GroupCommitter,
+) -> None:
+    games = await created_games(committer, GAMES)
+    broken = replace(games[0].move("e2e4"), white_ms=2**70)
+    requests = [AppendEvents(games[0].game_id, 1, (broken,))]
+    requests += [AppendEvents(g.game_id, 1, (g.move("e2e4"),)) for g in games[1:]]
+
+    results = await asyncio.gather(
+        *(committer.write(r) for r in requests), return_exceptions=True
+    )
+
+    assert isinstance(results[0], StorageError)
+    assert results[1:] == [None] * (GAMES - 1)
+
+
+async def test_a_games_next_write_waits_for_the_next_batch(
+    pool: asyncpg.Pool,
+) -> None:
+    games = [GameScript() for _ in range(GAMES - 1)]
+    for game in games:
+        await write_now(pool, CreateGame(game.created()))
+    hot = games[0]
+    requests = [AppendEvents(g.game_id, 1, (g.move("e2e4"),)) for g in games]
+    requests.append(AppendEvents(hot.game_id, 1, (hot.move("e7e5"),)))
+    committer = GroupCommitter(pool, GroupCommitConfig(max_batch=GAMES, window=1.0))
+    await committer.start()
+    try:
+        # max_batch writes wait: a batch leaves at once, without the second
+        # write of the hot game, which leaves in the next one.
+        await asyncio.gather(*(committer.write(r) for r in requests))
+        stats = committer.statistics()
+    finally:
+        await committer.stop()
+
+    assert (stats.batches, stats.largest_batch_size) == (2, GAMES - 1)
+    rows = await pool.fetch(
+        "SELECT uci FROM game_moves WHERE game_id = $1 ORDER BY ply", hot.game_id
+    )
+    assert [r["uci"] for r in rows] == ["e2e4", "e7e5"]
+
+
+async def test_write_batch_commits_a_games_writes_in_the_order_given(
+    pool: asyncpg.Pool,
+) -> None:
+    game, other = GameScript(), GameScript()
+    requests: list[WriteRequest] = [
+        CreateGame(game.created()),
+        CreateGame(other.created()),
+        AppendEvents(game.game_id, 1, (game.move("e2e4"),)),
+        AppendEvents(game.game_id, 1, (game.move("e7e5"),)),
+        CreateGame(other.created()),
+    ]
+
+    async with pool.acquire() as conn:
+        result = await write_batch(conn, requests)
+
+    assert result.errors[:4] == [None] * 4
+    assert isinstance(result.errors[4], Conflict)
+    assert result.states[game.game_id].ply == 2
+    assert result.outbox_rows == 4
+
+
+async def test_a_commit_that_wrote_outbox_rows_notifies_the_channel(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    channel = f"test_outbox_{secrets.token_hex(4)}"
+    notified = asyncio.Event()
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(channel, lambda *_: notified.set())
+    committer = GroupCommitter(pool, GroupCommitConfig(notify_channel=channel))
+    await committer.start()
+    try:
+        await committer.write(CreateGame(GameScript().created()))
+        await asyncio.wait_for(notified.wait(), 10)
+    finally:
+        await committer.stop()
+        await listener.close()
+
+
+async def write_now(pool: asyncpg.Pool, request: WriteRequest) -> None:
+    """Commit ``request`` in a batch of its own; fail the test if refused."""
+    async with pool.acquire() as conn:
+        result = await write_batch(conn, [request])
+    assert result.errors == [None]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from persistence_helpers import START_MS, GameScript
 
 from livegame.persistence.codec import (
     decode_json,
     encode_json,
+    iso_time,
     outbox_payload,
     to_datetime,
     to_ms,
@@ -77,3 +79,10 @@ def test_payloads_survive_json_encoding() -> None:
     payload = outbox_payload(game.move("g1f3"), "started", None)
 
     assert decode_json(encode_json(payload)) == payload
+
+
+@pytest.mark.parametrize(
+    "ms", [0, 999, -1, -1_001, START_MS, START_MS + 59_999, 253_402_300_799_999]
+)
+def test_iso_time_formats_as_isoformat_with_milliseconds(ms: int) -> None:
+    assert iso_time(ms) == to_datetime(ms).isoformat(timespec="milliseconds")

@@ -10,6 +10,7 @@ and ``winner`` after the event, its ``time``, and the fields of its type.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -42,6 +43,18 @@ def to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
+def iso_time(ms: int) -> str:
+    """Return ``ms`` as ISO 8601 UTC with milliseconds, as the payloads carry it."""
+    # The writer formats a time per event; the events of a batch share a few
+    # seconds, so only the milliseconds are formatted each time.
+    return f"{_iso_second(ms // 1000)}.{ms % 1000:03d}+00:00"
+
+
+@lru_cache(maxsize=64)
+def _iso_second(second: int) -> str:
+    return to_datetime(second * 1000).isoformat(timespec="seconds")[:-6]
+
+
 def outbox_payload(
     event: GameEvent, status: Status, winner: Color | None
 ) -> dict[str, Any]:
@@ -54,7 +67,7 @@ def outbox_payload(
         "ply": event.ply,
         "status": status,
         "winner": winner,
-        "time": to_datetime(event.at_ms).isoformat(timespec="milliseconds"),
+        "time": iso_time(event.at_ms),
         "at_ms": event.at_ms,
     }
     payload.update(_type_fields(event))

@@ -4,9 +4,12 @@ Group commit: many games' writes in one PostgreSQL transaction.
 Writes queue up while a batch commits. A batch leaves when ``max_batch``
 writes wait, or ``window`` seconds after its oldest write arrived, whichever
 comes first; up to ``concurrency`` batches commit at once, each on its own
-pooled connection. A game with a batch in flight has its next writes held
-back until that batch is done, so one game's writes commit in the order they
-were sent. A write's future resolves only after COMMIT.
+pooled connection. A batch takes at most one write per game, and none of a
+game with a batch in flight, so one game's writes commit one batch after the
+other, in the order they were sent. A write's future resolves only after
+COMMIT.
+After commits that wrote outbox rows, the committer notifies a PostgreSQL
+channel, so a relay on any node wakes for them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ from livegame.telemetry import metrics
 
 log = structlog.get_logger("livegame.persistence.committer")
 
+# Sent after the commits it announces, not inside them: a notifying
+# transaction holds a cluster-wide lock until its commit is on disk, so two
+# batches that notified would flush one after the other. A transaction that
+# only notifies writes nothing else, and PostgreSQL commits it without
+# waiting for the disk.
+_NOTIFY = "SELECT pg_notify($1, '')"
+_NOTIFY_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
 
 @dataclass(frozen=True, slots=True)
 class GroupCommitConfig:
@@ -44,7 +55,7 @@ class GroupCommitConfig:
     concurrency: int = 2
     # Writes allowed to wait; beyond this, send() raises Overloaded.
     max_pending: int = 10_000
-    # PostgreSQL channel notified by each commit that wrote outbox rows; None
+    # PostgreSQL channel notified after commits that wrote outbox rows; None
     # for no notification.
     notify_channel: str | None = "livegame_outbox"
 
@@ -101,6 +112,9 @@ class GroupCommitter:
         self._idle.set()
         self._slots = asyncio.Semaphore(self._config.concurrency)
         self._runner: asyncio.Task[None] | None = None
+        # Notifies the outbox channel; set again while it runs, it runs again.
+        self._announcer: asyncio.Task[None] | None = None
+        self._announce_again = False
         self._closing = False
         self._counters = _Counters()
 
@@ -131,6 +145,8 @@ class GroupCommitter:
         finally:
             await self._cancel_runner()
             self._fail_queued(StorageError("the writer has stopped"))
+            if self._announcer is not None:
+                await asyncio.gather(self._announcer, return_exceptions=True)
 
     def send(self, write: PendingWrite) -> None:
         """
@@ -208,7 +224,7 @@ class GroupCommitter:
             arrived, write = self._queue.popleft()
             if write.done.done():
                 continue  # the caller gave up and cancelled it
-            if write.game_id in self._busy:
+            if write.game_id in self._busy or write.game_id in taken_games:
                 held.append((arrived, write))
             else:
                 batch.append(write)
@@ -246,7 +262,7 @@ class GroupCommitter:
         timer = metrics.db_query("group_commit").time()
         with timer, postgres_errors("group_commit", size=len(requests)):
             async with self._pool.acquire() as conn:
-                return await write_batch(conn, requests, self._config.notify_channel)
+                return await write_batch(conn, requests)
 
     def _settle(self, batch: Sequence[PendingWrite], result: BatchResult) -> None:
         c = self._counters
@@ -263,6 +279,8 @@ class GroupCommitter:
 
         if result.states:
             self._tell_listeners(CommittedBatch(result.states, result.outbox_rows))
+        if result.outbox_rows:
+            self._announce()
 
     def _tell_listeners(self, committed: CommittedBatch) -> None:
         for listener in self._listeners:
@@ -270,6 +288,29 @@ class GroupCommitter:
                 listener.committed(committed)
             except Exception:
                 log.exception("commit_listener_failed", listener=repr(listener))
+
+    def _announce(self) -> None:
+        """Notify the outbox channel soon: once for any number of commits."""
+        if self._config.notify_channel is None:
+            return
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.create_task(
+                self._notify(self._config.notify_channel), name="group-commit-notify"
+            )
+        else:
+            self._announce_again = True
+
+    async def _notify(self, channel: str) -> None:
+        again = True
+        while again:
+            self._announce_again = False
+            try:
+                await self._pool.execute(_NOTIFY, channel)
+            except _NOTIFY_ERRORS as exc:
+                # The relay's sweep finds the rows all the same, a little later.
+                log.warning("outbox_notify_failed", channel=channel, error=repr(exc))
+                return
+            again = self._announce_again
 
     def _fail_batch(self, batch: Sequence[PendingWrite], error: StorageError) -> None:
         self._counters.failed += len(batch)
