@@ -5,20 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 import structlog
+from aiohttp import web
 from node_helpers import (
     SCHOLARS_MATE,
     Api,
+    NodeProcess,
     api_client,
     eventually,
     http_base,
     mover,
     watching,
     ws_url,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -27,6 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from livegame.app.config import Settings
+from livegame.app.embedded import free_port
 from livegame.app.node import Node, open_node
 from livegame.telemetry import logging as telemetry_logging
 from livegame.telemetry.logging import configure_logging
@@ -345,6 +353,71 @@ async def test_log_lines_are_json_with_the_fields_operations_asks_for(
     # Lines logged outside any span carry no trace ids.
     started = next(line for line in lines if line["event"] == "node_started")
     assert "trace_id" not in started
+
+
+class SpanSink:
+    """An OTLP/HTTP endpoint that accepts every export and keeps span names."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    async def receive(self, request: web.Request) -> web.Response:
+        export = ExportTraceServiceRequest.FromString(await request.read())
+        for resource in export.resource_spans:
+            for scope in resource.scope_spans:
+                self.names.extend(span.name for span in scope.spans)
+        answer = ExportTraceServiceResponse().SerializeToString()
+
+        return web.Response(body=answer, content_type="application/x-protobuf")
+
+
+@pytest.fixture
+async def span_sink() -> AsyncIterator[tuple[str, SpanSink]]:
+    sink = SpanSink()
+    app = web.Application()
+    app.router.add_post("/v1/traces", sink.receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", sink
+
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("telemetry", ["true", "false"])
+async def test_telemetry_false_turns_tracing_off_and_leaves_metrics_on(
+    telemetry: str,
+    node_env: dict[str, str],
+    spawn_node: Callable[[dict[str, str]], NodeProcess],
+    span_sink: tuple[str, SpanSink],
+) -> None:
+    endpoint, sink = span_sink
+    node_env.update(
+        TELEMETRY=telemetry,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_TRACES_SAMPLER_ARG="1.0",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    process = spawn_node(node_env)
+    async with api_client(process.http) as api:
+        await process.wait_ready(api)
+        game_id = await api.create_game("alice", "bob")
+        await api.play(game_id, ["e2e4"])
+        scraped = await scrape(api)
+        await eventually(lambda: published(api, Scrape(""), {"move_played": 1}))
+
+    # A node process of its own: its counters started at zero.
+    assert scraped.value("live_game_moves_total", result="valid") == 1
+    assert scraped.value("live_game_move_latency_seconds_count") == 1
+    # A drained node has exported every span it made.
+    process.signal(signal.SIGTERM)
+    assert await process.wait_exit() == 0
+    if telemetry == "true":
+        wanted = {"http.request", "game.move", "db.append", "kafka.publish"}
+        assert wanted <= set(sink.names)
+    else:
+        assert sink.names == []
 
 
 async def test_a_given_request_id_is_echoed(node: Node, api: Api) -> None:
