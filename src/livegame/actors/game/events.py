@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Color = Literal["white", "black"]
-Status = Literal[
-    "started", "mate", "stalemate", "resign", "timeout", "draw", "aborted"
-]
+Status = Literal["started", "mate", "stalemate", "resign", "timeout", "draw", "aborted"]
 
 
 @dataclass(frozen=True, slots=True)
