@@ -170,27 +170,45 @@ def check_suffix(board: chess.Board) -> str:
 # runs of them are counted afterwards.
 _FEN_SYMBOLS = str.maketrans("0123456789abcde", "1PNBRQK11pnbrqk")
 _EMPTY_RUNS = tuple(("1" * n, str(n)) for n in range(8, 1, -1))
+# Each rank's codes sit in 32 bits, the eighth rank's highest.
+_RANK_SHIFTS = tuple(range(224, -32, -32))
+_RANK_CODES = (1 << 32) - 1
+
+# The text of each rank by its codes. Ranks recur across positions and games
+# (empty ranks, the opening's back ranks, pawn chains), so most are found
+# here; past the limit, about 8 MB, new ones are written afresh each time.
+_RANK_TEXTS: dict[int, str] = {}
+_RANK_TEXTS_LIMIT = 1 << 16
+
 _CASTLING_SYMBOLS = (
     (chess.BB_H1, "K"),
     (chess.BB_A1, "Q"),
     (chess.BB_H8, "k"),
     (chess.BB_A8, "q"),
 )
+# The castling field by the castling rights: at most sixteen entries.
+_CASTLING_FIELDS: dict[chess.Bitboard, str] = {}
 
 
 def fen_of(board: chess.Board) -> str:
     """Return ``board.fen()`` for standard chess, at a fraction of the cost."""
-    placement = "/".join(_ranks(board))
-    for run, count in _EMPTY_RUNS:
-        placement = placement.replace(run, count)
+    codes = _square_codes(board)
+    texts = _RANK_TEXTS
+    placement = "/".join(
+        [
+            texts.get(rank := codes >> shift & _RANK_CODES) or _rank_text(rank)
+            for shift in _RANK_SHIFTS
+        ]
+    )
 
-    rights = board.clean_castling_rights()
-    castling = "".join([s for mask, s in _CASTLING_SYMBOLS if rights & mask]) or "-"
     ep_square = board.ep_square
     en_passant = "-"
     if ep_square is not None and board.has_legal_en_passant():
         en_passant = chess.SQUARE_NAMES[ep_square]
     turn = "w" if board.turn == chess.WHITE else "b"
+
+    rights = board.clean_castling_rights()
+    castling = _CASTLING_FIELDS.get(rights) or _castling_field(rights)
 
     return (
         f"{placement} {turn} {castling} {en_passant} "
@@ -198,23 +216,38 @@ def fen_of(board: chess.Board) -> str:
     )
 
 
-def _ranks(board: chess.Board) -> list[str]:
-    """Return the eight ranks from the eighth, one symbol per square."""
+def _square_codes(board: chess.Board) -> int:
+    """Return the code of every square, square ``i`` in the ``i``-th nibble."""
     # Writing a bitboard in binary and reading the digits back in hex puts
     # each square in a nibble of its own; four such planes, weighted, give
     # every square its code at once, without a loop over the pieces.
     bishops, queens, kings = board.bishops, board.queens, board.kings
-    codes = (
+
+    return (
         _spread(board.pawns | bishops | queens)
         + 2 * _spread(board.knights | bishops | kings)
         + 4 * _spread(board.rooks | queens | kings)
         + 8 * _spread(board.occupied_co[chess.BLACK])
     )
-    # Hex digits come from h8 down to a1; reversed, index i is square i.
-    cells = format(codes, "064x")[::-1].translate(_FEN_SYMBOLS)
-
-    return [cells[rank : rank + 8] for rank in range(56, -8, -8)]
 
 
 def _spread(squares: chess.Bitboard) -> int:
     return int(format(squares, "064b"), 16)
+
+
+def _rank_text(codes: int) -> str:
+    # The a-file is the lowest nibble, so the hex digits read backwards.
+    text = format(codes, "08x")[::-1].translate(_FEN_SYMBOLS)
+    for run, count in _EMPTY_RUNS:
+        text = text.replace(run, count)
+    if len(_RANK_TEXTS) < _RANK_TEXTS_LIMIT:
+        _RANK_TEXTS[codes] = text
+
+    return text
+
+
+def _castling_field(rights: chess.Bitboard) -> str:
+    field = "".join([s for mask, s in _CASTLING_SYMBOLS if rights & mask]) or "-"
+    _CASTLING_FIELDS[rights] = field
+
+    return field
