@@ -36,6 +36,7 @@ from livegame.actors.game.messages import (
 )
 from livegame.actors.game.rules import create_game
 from livegame.actors.game.watchers import Watchers
+from livegame.actors.timers import Timers
 from livegame.errors import (
     BadRequest,
     Fenced,
@@ -382,6 +383,62 @@ async def test_an_early_flag_timer_is_armed_again() -> None:
 
         assert "flag" in node.system.cell("/user/games/g1").timers
         assert (await node.ask("g1", GetGame())).status == "started"
+
+
+async def test_only_an_earlier_deadline_arms_the_flag_timer_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    journal = InMemoryJournal()
+    await new_game(journal, initial_ms=10_000)
+    now = [0]
+    armed: list[float] = []
+    start_once = Timers.start_once
+
+    def spy(self: Timers[Any], key: object, delay: float, message: Any) -> None:
+        armed.append(delay)
+        start_once(self, key, delay, message)
+
+    monkeypatch.setattr(Timers, "start_once", spy)
+
+    async with running_node(journal, now_ms=lambda: now[0]) as node:
+        # The clock starts: White's flag would fall at 10 s.
+        await play_line(node, "g1", ["e2e4", "e7e5"])
+        assert armed == [10.001]
+
+        # Black's deadline (11 s), then White's (18 s), come later.
+        now[0] = 1_000
+        await node.ask("g1", PlayMove(WHITE, "g1f3", 2))
+        now[0] = 9_000
+        await node.ask("g1", PlayMove(BLACK, "b8c6", 3))
+        assert armed == [10.001]
+
+        # The early timer fires and is armed for the deadline then.
+        await node.ask("g1", CheckFlag())
+        assert armed == [10.001, 9.001]
+
+        # Black's deadline, 11.5 s, comes before the armed 18 s.
+        now[0] = 9_500
+        await node.ask("g1", PlayMove(WHITE, "f1c4", 4))
+        assert armed == [10.001, 9.001, 2.001]
+
+
+async def test_a_flag_timer_that_fires_early_still_ends_the_game_on_time() -> None:
+    journal = InMemoryJournal()
+    await new_game(journal, initial_ms=300)
+    recorder = Recorder()
+
+    async with running_node(journal) as node:
+        await node.ask("g1", Subscribe(recorder))
+        # White's reply moves the deadline from White's flag to Black's,
+        # later: the timer armed for White's fires first, finds no flag
+        # fallen and waits for Black's.
+        await play_line(node, "g1", ["e2e4", "e7e5", "g1f3"])
+
+        await recorder.wait_for(lambda events: isinstance(events[-1], GameEnded))
+
+    ended = journal.events("g1")[-1]
+    assert isinstance(ended, GameEnded)
+    assert (ended.status, ended.winner, ended.black_ms) == ("timeout", "white", 0)
 
 
 # Crashes and restarts

@@ -145,7 +145,8 @@ class GameActor(Actor[GameMessage | CheckFlag]):
         self._now_ms = now_ms
         # Loaded by on_start; no message arrives before.
         self._state: GameState | None = None
-        # The deadline the flag timer is armed for, if any.
+        # The deadline the flag timer is armed for, if any: never later than
+        # the running flag's deadline.
         self._armed_ms: int | None = None
 
     def __repr__(self) -> str:
@@ -294,16 +295,21 @@ class GameActor(Actor[GameMessage | CheckFlag]):
 
     def _arm_flag(self, now_ms: int) -> None:
         deadline = self.state.flag_deadline_ms()
-        if deadline == self._armed_ms:
+        armed = self._armed_ms
+        if deadline is None:
+            if armed is not None:
+                self._armed_ms = None
+                self.context.timers.cancel(_FLAG_TIMER)
+            return
+        # A timer armed for an earlier deadline stays: it fires early, and
+        # CheckFlag arms it again. Most moves push the deadline later, so
+        # most moves leave the timer alone.
+        if armed is not None and armed <= deadline:
             return
 
         self._armed_ms = deadline
-        timers = self.context.timers
-        if deadline is None:
-            timers.cancel(_FLAG_TIMER)
-        else:
-            delay_ms = max(0, deadline - now_ms) + _FLAG_MARGIN_MS
-            timers.start_once(_FLAG_TIMER, delay_ms / 1000, CheckFlag())
+        delay_ms = max(0, deadline - now_ms) + _FLAG_MARGIN_MS
+        self.context.timers.start_once(_FLAG_TIMER, delay_ms / 1000, CheckFlag())
 
     def _log_end(self, ended: GameEnded) -> None:
         count_game_end(ended.status)

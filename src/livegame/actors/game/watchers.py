@@ -10,7 +10,7 @@ them whatever the journal holds beyond it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import structlog
 
@@ -52,8 +52,13 @@ class Watchers:
     def remove(self, subscriber: Subscriber) -> None:
         self._subscribers.pop(id(subscriber), None)
 
-    def publish(self, events: Iterable[GameEvent]) -> None:
+    def publish(self, events: Sequence[GameEvent]) -> None:
         """Deliver ``events`` in order to every subscriber; drop broken ones."""
+        if not self._subscribers:
+            if events:
+                self.seq = events[-1].seq
+            return
+
         for event in events:
             for key, subscriber in list(self._subscribers.items()):
                 try:
