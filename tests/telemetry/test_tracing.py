@@ -239,6 +239,14 @@ def test_current_traceparent_names_the_current_span(
     assert written == carried["traceparent"]
 
 
+def test_current_traceparent_is_none_in_an_unsampled_trace(
+    unsampled: InMemorySpanExporter,
+) -> None:
+    with tracing.span("db.append"):
+        assert tracing.current_trace_id() is not None
+        assert tracing.current_traceparent() is None
+
+
 def test_current_traceparent_is_none_when_tracing_is_off(disabled: None) -> None:
     with tracing.span("db.append"):
         assert tracing.current_traceparent() is None
@@ -287,6 +295,29 @@ def test_a_span_started_in_an_unsampled_trace_or_untraced_names_the_parent(
     assert not started.is_recording()
     assert tracing.traceparent_of(started) == parent
     assert exporter.get_finished_spans() == ()
+
+
+def test_a_message_carries_the_senders_context_as_w3c_headers(
+    exporter: InMemorySpanExporter,
+) -> None:
+    with tracing.span("ws.message") as sender:
+        carried = tracing.message_context()
+
+    assert carried is not None
+    assert dict(carried) == {"traceparent": tracing.traceparent_of(sender)}
+    assert len(carried) == 1
+    assert "tracestate" not in carried
+    assert carried == dict(carried)
+
+
+def test_a_carrier_naming_an_invalid_trace_starts_a_new_one(
+    exporter: InMemorySpanExporter,
+) -> None:
+    with tracing.span("http.request", parent={"traceparent": "00-zz-00-01"}):
+        pass
+
+    (span,) = exporter.get_finished_spans()
+    assert span.parent is None
 
 
 def test_a_child_span_never_starts_a_trace(exporter: InMemorySpanExporter) -> None:

@@ -20,21 +20,27 @@ Work that outlives the request that caused it carries the request's
 ``traceparent`` with it: the journal stores :func:`current_traceparent` in
 each outbox row, and the relay publishes the row in a ``kafka.publish`` span
 made by :func:`start_span` under that parent, so the publish joins the
-move's trace. :func:`child_span` is for calls made both inside requests and
-by background work (Redis): it joins a sampled trace and never starts one.
+move's trace. Only sampled traces are stored so: the row of an unsampled
+move carries nothing, and neither does its Kafka record. :func:`child_span`
+is for calls made both inside requests and by background work (Redis): it
+joins a sampled trace and never starts one.
 
 Cost: with tracing off, :func:`span` returns one shared do-nothing context
 manager and :func:`message_context` returns ``None``; nothing is allocated.
-Inside an unsampled trace :func:`span` makes no span either; entering an
-unsampled trace from a carrier only parses it. Only root spans (one per
-request at the edges) pay for a sampling decision. Check
+The sampling decision of a root is made here, not by the SDK: an unsampled
+root (99 requests in 100 by default) is two random ids made current, with
+no SDK span, so that log lines still carry a trace id. Inside an unsampled
+trace :func:`span` makes no span either. An actor message carries its
+sender's context object itself (:func:`message_context`), so the receiver
+enters it without formatting or parsing headers. Check
 ``span.is_recording()`` before computing costly attributes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, MutableMapping
+import random
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from contextvars import Token
 from importlib import metadata
@@ -42,7 +48,7 @@ from types import TracebackType
 from typing import Final
 
 from opentelemetry import trace
-from opentelemetry.context import Context, attach, detach
+from opentelemetry.context import Context, attach, detach, get_current
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -51,8 +57,15 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+)
 from opentelemetry.trace.propagation.tracecontext import (
     TraceContextTextMapPropagator,
 )
@@ -69,6 +82,9 @@ _PROPAGATOR: Final = TraceContextTextMapPropagator()
 _tracer: Tracer | None = None
 _provider: TracerProvider | None = None
 _global_provider_set = False
+# Probability that a root span is kept, as configured.
+_sample_ratio = DEFAULT_SAMPLE_RATIO
+_UNSAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 
 
 class _NoSpan:
@@ -144,7 +160,7 @@ def configure_tracing(
     Raises:
         ValueError: the sample ratio is not a number between 0 and 1.
     """
-    global _tracer, _provider, _global_provider_set
+    global _tracer, _provider, _global_provider_set, _sample_ratio
 
     env = os.environ if environ is None else environ
     endpoint = otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
@@ -154,8 +170,9 @@ def configure_tracing(
     if exporter is None and (disabled or not endpoint):
         return False
 
+    # span() decides whether a root is kept; the SDK sees kept roots only.
     provider = TracerProvider(
-        sampler=ParentBased(root=TraceIdRatioBased(ratio)),
+        sampler=ParentBased(root=ALWAYS_ON),
         resource=Resource.create(
             {
                 "service.name": service,
@@ -178,6 +195,7 @@ def configure_tracing(
         _global_provider_set = True
 
     _provider = provider
+    _sample_ratio = ratio
     _tracer = provider.get_tracer("livegame")
 
     return True
@@ -210,8 +228,9 @@ def span(
     ``parent`` is a carrier from :func:`inject` or :func:`message_context`
     (an incoming request's headers, a forwarded call, an actor message); the
     span joins that trace. Without it the span is a child of the current
-    span, or a new root. An exception leaving the block is recorded on the
-    span and marks it as an error.
+    span, or a new root; so is it when the carrier names no trace. A root is
+    kept with the configured probability. An exception leaving the block is
+    recorded on the span and marks it as an error.
 
     Inside a trace that was not sampled no span is made: the block runs in
     the unsampled parent's context, whose ids still reach the logs.
@@ -222,19 +241,54 @@ def span(
 
     if parent is None:
         current = trace.get_current_span().get_span_context()
-        if current.is_valid and not current.trace_flags.sampled:
+        if not current.is_valid:
+            return _root(tracer, name, attributes, kind, None)
+        if not current.trace_flags.sampled:
             return _NO_SPAN
 
         return tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
-    context = _PROPAGATOR.extract(parent)
-    remote = trace.get_current_span(context).get_span_context()
-    if remote.is_valid and not remote.trace_flags.sampled:
+    if type(parent) is _Carrier:
+        context, remote = parent.context, parent.span_context
+    else:
+        context = _PROPAGATOR.extract(parent)
+        remote = trace.get_current_span(context).get_span_context()
+        if not remote.is_valid:
+            return _root(tracer, name, attributes, kind, Context())
+
+    if not remote.trace_flags.sampled:
         return _Attach(context)
 
     return tracer.start_as_current_span(
         name, context=context, kind=kind, attributes=attributes
     )
+
+
+def _root(
+    tracer: Tracer,
+    name: str,
+    attributes: Attributes,
+    kind: SpanKind,
+    context: Context | None,
+) -> AbstractContextManager[Span]:
+    """Start a trace, kept with the configured probability."""
+    if random.random() < _sample_ratio:
+        return tracer.start_as_current_span(
+            name, context=context, kind=kind, attributes=attributes
+        )
+
+    # Dropped: no SDK span, only ids for the logs and the actors downstream.
+    ids = SpanContext(_random_id(128), _random_id(64), False, _UNSAMPLED)
+
+    return _Attach(trace.set_span_in_context(NonRecordingSpan(ids), context))
+
+
+def _random_id(bits: int) -> int:
+    # Zero is not a valid id; it comes up once in 2**64 draws at worst.
+    while not (value := random.getrandbits(bits)):
+        pass
+
+    return value
 
 
 def child_span(
@@ -288,29 +342,37 @@ def start_span(
 def traceparent_of(span: Span) -> str | None:
     """Return the W3C ``traceparent`` naming ``span``, or None if it has no ids."""
     context = span.get_span_context()
-    if not context.is_valid:
-        return None
 
-    return (
-        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-    )
+    return _traceparent(context) if context.is_valid else None
 
 
 def current_traceparent() -> str | None:
     """
     Return the current span's W3C ``traceparent``, to store beside a write.
 
-    ``None`` when tracing is off or no span is current, as for
-    :func:`message_context`.
+    ``None`` when tracing is off, no span is current, or the current trace is
+    not sampled: work done later for an unsampled request makes no span.
     """
     if _tracer is None:
         return None
 
-    return traceparent_of(trace.get_current_span())
+    context = trace.get_current_span().get_span_context()
+
+    return _traceparent(context) if context.trace_flags.sampled else None
+
+
+def _traceparent(context: SpanContext) -> str:
+    return (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
 
 
 def get_tracer() -> Tracer:
-    """Return the tracer :func:`span` uses, or a no-op one when tracing is off."""
+    """
+    Return the tracer :func:`span` uses, or a no-op one when tracing is off.
+
+    Its roots are all kept: :func:`span` makes the sampling decision.
+    """
     return _tracer if _tracer is not None else trace.NoOpTracer()
 
 
@@ -330,23 +392,53 @@ def extract(carrier: Mapping[str, str]) -> Context:
     return _PROPAGATOR.extract(carrier)
 
 
-def message_context() -> dict[str, str] | None:
+def message_context() -> Mapping[str, str] | None:
     """
     Return the current trace context to carry inside an actor message.
 
     ``None`` when tracing is off or no span is current, so a message built
-    on the hot path carries nothing and costs nothing.
+    on the hot path carries nothing and costs nothing. The carrier holds the
+    context itself; read as a mapping it is the W3C ``traceparent`` (and
+    ``tracestate``) headers.
     """
     if _tracer is None:
         return None
 
-    if not trace.get_current_span().get_span_context().is_valid:
+    context = get_current()
+    span_context = trace.get_current_span(context).get_span_context()
+    if not span_context.is_valid:
         return None
 
-    carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    return _Carrier(context, span_context)
 
-    return carrier
+
+class _Carrier(Mapping[str, str]):
+    """The context of a message's sender, formatted only if someone reads it."""
+
+    __slots__ = ("context", "span_context")
+
+    def __init__(self, context: Context, span_context: SpanContext) -> None:
+        self.context = context
+        self.span_context = span_context
+
+    def __repr__(self) -> str:
+        return f"<trace context {_traceparent(self.span_context)}>"
+
+    def __getitem__(self, key: str) -> str:
+        if key == "traceparent":
+            return _traceparent(self.span_context)
+        if key == "tracestate" and self.span_context.trace_state:
+            return self.span_context.trace_state.to_header()
+
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield "traceparent"
+        if self.span_context.trace_state:
+            yield "tracestate"
+
+    def __len__(self) -> int:
+        return 2 if self.span_context.trace_state else 1
 
 
 def current_trace_id() -> str | None:
