@@ -3,9 +3,10 @@ Measure what tracing costs a node: ``livegame bench`` under three settings.
 
     python scripts/telemetry_cost.py --runs 3 --games 200 --duration 15
 
-Each run starts a node of its own (``livegame bench`` without ``--http``) and
-the settings take turns, so that a machine growing busier hurts all three
-alike:
+PostgreSQL, Redis and Kafka are started once (or taken from the environment,
+as ``livegame dev`` does); each run starts a fresh node (``livegame serve``)
+and loads it with ``livegame bench --http ...``. The settings take turns, so
+that a machine growing busier hurts all three alike:
 
 * ``off``: ``TELEMETRY=false``, with an OTLP endpoint set all the same, which
   must receive nothing;
@@ -15,10 +16,14 @@ alike:
 
 The OTLP endpoint is a sink run by this script: it decodes each export,
 counts its spans and answers 200, as a collector would; the node's exporter
-does all of its real work (batching, encoding, HTTP). The report gives each
-run's moves/s, move ack p99 and spans received, then each setting's median
-and its cost against ``off``. As fast as acks return (the default), the
-figures are throughput; at a fixed ``--rate`` below capacity, compare p99.
+does all of its real work (batching, encoding, HTTP). Around each load the
+script reads the node's ``/metrics``: moves counted (so metrics are seen to
+work in every setting) and ``process_cpu_seconds_total``, which gives the
+node's CPU time per move, a figure that a shared, noisy machine disturbs far
+less than throughput or latency. The report gives each run, then each
+setting's median and its cost against ``off``. As fast as acks return (the
+default) the figures are throughput; at a fixed ``--rate`` below capacity,
+compare p99.
 """
 
 from __future__ import annotations
@@ -26,17 +31,29 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
-from dataclasses import dataclass, field
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from prometheus_client.parser import text_string_to_metric_families
+
+from livegame.app.embedded import free_port
+from livegame.app.services import local_services
 
 SETTINGS: dict[str, dict[str, str]] = {
     "off": {"TELEMETRY": "false", "OTEL_TRACES_SAMPLER_ARG": "1.0"},
@@ -97,31 +114,113 @@ class _ExportHandler(BaseHTTPRequestHandler):
         pass
 
 
-@dataclass
+@dataclass(frozen=True)
+class NodeFigures:
+    """What the node's /metrics says at one moment."""
+
+    cpu_seconds: float
+    moves: float
+
+    @classmethod
+    def scrape(cls, http: str) -> NodeFigures:
+        with urllib.request.urlopen(f"{http}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        cpu = moves = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "process_cpu_seconds_total":
+                    cpu = sample.value
+                elif sample.name == "live_game_moves_total":
+                    moves += sample.value
+
+        return cls(cpu, moves)
+
+
+@dataclass(frozen=True)
 class Run:
     setting: str
     moves_per_second: float
     p50_ms: float
     p99_ms: float
+    # Node CPU time per move counted by live_game_moves_total.
+    cpu_ms_per_move: float
+    moves_counted: int
     spans: int
     errors: str
 
 
-@dataclass
-class Results:
-    runs: list[Run] = field(default_factory=list)
+@contextmanager
+def node(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Run ``livegame serve`` with ``env``; yield its HTTP base URL."""
+    http = f"http://127.0.0.1:{env['HTTP_PORT']}"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "livegame.app.cli", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(http, process, log)
+        yield http
+    finally:
+        # SIGTERM drains the node, flushing the spans it still holds.
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
-    def of(self, setting: str) -> list[Run]:
-        return [run for run in self.runs if run.setting == setting]
+
+def _wait_ready(http: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the node exited; see {log}")
+        try:
+            with urllib.request.urlopen(f"{http}/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+
+    raise SystemExit(f"the node was not ready within 60 s; see {log}")
 
 
-def bench(args: argparse.Namespace, setting: str, sink: SpanSink) -> Run:
-    env = {**SETTINGS[setting], "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
-    command = [
+def measure(
+    args: argparse.Namespace,
+    setting: str,
+    services: dict[str, str],
+    sink: SpanSink,
+    folder: Path,
+) -> Run:
+    secret = secrets.token_urlsafe(24)
+    http_port, ws_port = free_port(), free_port()
+    env = {
+        **services,
+        **SETTINGS[setting],
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+        "AUTH_SECRET": secret,
+        "HOST": "127.0.0.1",
+        "HTTP_PORT": str(http_port),
+        "WS_PORT": str(ws_port),
+        "NODE_ID": f"cost-{setting}",
+        "REDIS_PREFIX": f"cost{secrets.token_hex(4)}:",
+        "LOG_LEVEL": "WARNING",
+    }
+    load = [
         sys.executable,
         "-m",
         "livegame.app.cli",
         "bench",
+        "--http",
+        f"http://127.0.0.1:{http_port}",
+        "--ws",
+        f"ws://127.0.0.1:{ws_port}/ws",
+        "--secret",
+        secret,
         "--games",
         str(args.games),
         "--duration",
@@ -131,10 +230,13 @@ def bench(args: argparse.Namespace, setting: str, sink: SpanSink) -> Run:
         "--rate",
         str(args.rate),
     ]
-    for name, value in env.items():
-        command += ["--server-env", f"{name}={value}"]
-    sink.take()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    with node(env, folder / f"node-{setting}.log") as http:
+        sink.take()
+        before = NodeFigures.scrape(http)
+        done = subprocess.run(load, capture_output=True, text=True, check=False)
+        after = NodeFigures.scrape(http)
+    # The node has drained: every span it made has been exported by now.
+    spans = sink.take()
     if done.returncode != 0:
         raise SystemExit(f"bench failed ({setting}):\n{done.stdout}\n{done.stderr}")
 
@@ -144,42 +246,54 @@ def bench(args: argparse.Namespace, setting: str, sink: SpanSink) -> Run:
     if moves is None or ack is None:
         raise SystemExit(f"unexpected bench output:\n{done.stdout}")
 
+    counted = after.moves - before.moves
+    cpu = after.cpu_seconds - before.cpu_seconds
+
     return Run(
         setting,
         float(moves.group(1).replace(",", "")),
         float(ack.group(1)),
         float(ack.group(3)),
-        sink.take(),
+        cpu * 1000 / counted if counted else float("nan"),
+        int(counted),
+        spans,
         errors.group(1) if errors else "?",
     )
 
 
-def report(results: Results) -> None:
+def report(runs: list[Run]) -> None:
     print()
-    print(f"{'setting':<9}{'moves/s':>10}{'ack p50':>10}{'ack p99':>10}{'spans':>10}")
-    for run in results.runs:
+    print(
+        f"{'setting':<9}{'moves/s':>9}{'ack p50':>11}{'ack p99':>11}"
+        f"{'cpu/move':>11}{'counted':>9}{'spans':>9}"
+    )
+    for run in runs:
         print(
-            f"{run.setting:<9}{run.moves_per_second:>10,.0f}{run.p50_ms:>8.2f}ms"
-            f"{run.p99_ms:>8.2f}ms{run.spans:>10,}  errors: {run.errors}"
+            f"{run.setting:<9}{run.moves_per_second:>9,.0f}{run.p50_ms:>9.2f}ms"
+            f"{run.p99_ms:>9.2f}ms{run.cpu_ms_per_move:>9.3f}ms"
+            f"{run.moves_counted:>9,}{run.spans:>9,}  errors: {run.errors}"
         )
 
     print()
-    print("median of runs, and cost against off (throughput lost, p99 added)")
-    base = _medians(results.of("off"))
+    print("medians, and the cost of each setting against off")
+    base = _medians([run for run in runs if run.setting == "off"])
     for setting in SETTINGS:
-        rate, p99 = _medians(results.of(setting))
-        lost = (1 - rate / base[0]) * 100
-        added = (p99 / base[1] - 1) * 100
+        mine = [run for run in runs if run.setting == setting]
+        if not mine:
+            continue
+        rate, p99, cpu = _medians(mine)
         print(
-            f"{setting:<9}{rate:>10,.0f} moves/s  p99 {p99:.2f} ms"
-            f"   throughput {lost:+.1f}% lost, p99 {added:+.1f}%"
+            f"{setting:<9}{rate:>7,.0f} moves/s ({(rate / base[0] - 1) * 100:+.1f}%)"
+            f"  p99 {p99:.2f} ms ({(p99 / base[1] - 1) * 100:+.1f}%)"
+            f"  cpu {cpu:.3f} ms/move ({(cpu / base[2] - 1) * 100:+.1f}%)"
         )
 
 
-def _medians(runs: list[Run]) -> tuple[float, float]:
+def _medians(runs: list[Run]) -> tuple[float, float, float]:
     return (
         statistics.median(run.moves_per_second for run in runs),
         statistics.median(run.p99_ms for run in runs),
+        statistics.median(run.cpu_ms_per_move for run in runs),
     )
 
 
@@ -196,32 +310,32 @@ def main() -> int:
         help="moves/s offered in all (0: as fast as acks return); below "
         "capacity, p99 shows tracing's latency rather than queueing",
     )
-    parser.add_argument(
-        "--settings", default=",".join(SETTINGS), help="comma-separated subset"
-    )
     args = parser.parse_args()
-    chosen = [name for name in args.settings.split(",") if name]
 
     sink = SpanSink()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
-    print(f"load before: {os.getloadavg()}", flush=True)
-    results = Results()
+    folder = Path(tempfile.mkdtemp(prefix="livegame-cost-"))
+    print(f"load average before: {os.getloadavg()}; logs in {folder}", flush=True)
+    runs: list[Run] = []
     try:
-        for round_ in range(args.runs):
-            for setting in chosen:
-                run = bench(args, setting, sink)
-                results.runs.append(run)
-                print(
-                    f"run {round_ + 1} {setting:<8} {run.moves_per_second:,.0f} moves/s"
-                    f"  p99 {run.p99_ms:.2f} ms  spans {run.spans:,}",
-                    flush=True,
-                )
+        with local_services(folder) as services:
+            for round_ in range(args.runs):
+                for setting in SETTINGS:
+                    run = measure(args, setting, services.env, sink, folder)
+                    runs.append(run)
+                    print(
+                        f"run {round_ + 1} {setting:<8}"
+                        f" {run.moves_per_second:,.0f} moves/s"
+                        f"  p99 {run.p99_ms:.2f} ms"
+                        f"  cpu {run.cpu_ms_per_move:.3f} ms/move"
+                        f"  spans {run.spans:,}",
+                        flush=True,
+                    )
     finally:
         sink.shutdown()
 
-    print(f"load after: {os.getloadavg()}")
-    if "off" in chosen:
-        report(results)
+    print(f"load average after: {os.getloadavg()}")
+    report(runs)
 
     return 0
 
