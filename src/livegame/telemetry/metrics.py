@@ -34,8 +34,8 @@ Label values stay bounded; a game, user or connection id is never a label:
 * ``event_type``: the outbox event type (``game_created``, ``move_played``,
   ``game_ended``, ...).
 * ``state`` of pool connections: ``busy`` or ``idle``.
-* ``kind``: the actor kind (``game``, ``connection``, ``writer``,
-  ``relay``, ``supervisor``...), never its path.
+* ``kind``: the actor kind, the class name of its instance (``GameActor``,
+  ``ConnectionActor``, ``Supervisor``...), never its path.
 
 The helpers cache label children, so the hot path costs a dict lookup and an
 increment; :func:`actor_metrics` hands the runtime all children of one kind
