@@ -513,6 +513,31 @@ def test_a_bad_move_is_refused_and_changes_nothing(
 
 
 @pytest.mark.parametrize(
+    ("fen", "uci"),
+    [
+        # The knight is pinned to its king.
+        ("4r1k1/8/8/8/8/8/4N3/4K3 w - - 0 1", "e2c3"),
+        # The king steps into the rook's line.
+        ("4k3/8/8/8/8/8/3r4/4K3 w - - 0 1", "e1e2"),
+        # Taking en passant empties the rank between the king and the rook.
+        ("8/8/8/KPp4r/8/8/8/7k w - c6 0 2", "b5c6"),
+        # Castling through a square the queen attacks.
+        ("4k3/8/8/8/8/3q4/8/R3K3 w Q - 0 1", "e1c1"),
+    ],
+)
+def test_a_move_that_leaves_its_king_attacked_is_refused_and_changes_nothing(
+    fen: str, uci: str
+) -> None:
+    state = game_from(fen)
+    before = snapshot(state, 0)
+
+    with pytest.raises(IllegalMove, match=f"illegal move {uci}"):
+        state.play(WHITE, uci, 0, 0)
+
+    assert snapshot(state, 0) == before
+
+
+@pytest.mark.parametrize(
     "method",
     ["resign", "offer_draw", "accept_draw", "decline_draw", "claim_draw", "abort"],
 )

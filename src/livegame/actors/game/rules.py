@@ -523,6 +523,7 @@ class GameState:
             raise Conflict("no draw offer to answer", game_id=self.game_id)
 
     def _parse(self, uci: str) -> chess.Move:
+        """Return the move ``uci`` names if its piece may make it, check aside."""
         try:
             move = _move_of(uci)
         except ValueError as error:
@@ -530,16 +531,19 @@ class GameState:
                 f"not a UCI move: {uci[:16]!r}", game_id=self.game_id, ply=self.ply
             ) from error
 
-        # A null move parses but is no move; legality covers everything else.
-        if not move or not self.board.is_legal(move):
-            raise IllegalMove(
-                f"illegal move {uci} at ply {self.ply}",
-                game_id=self.game_id,
-                ply=self.ply,
-                uci=uci,
-            )
+        # Null moves and drops are not pseudo-legal either.
+        if not self.board.is_pseudo_legal(move):
+            raise self._illegal(uci)
 
         return move
+
+    def _illegal(self, uci: str) -> IllegalMove:
+        return IllegalMove(
+            f"illegal move {uci} at ply {self.ply}",
+            game_id=self.game_id,
+            ply=self.ply,
+            uci=uci,
+        )
 
     def _move_events(
         self, mover: Color, uci: str, move: chess.Move, now_ms: int
@@ -549,9 +553,13 @@ class GameState:
         san = plain_san(board, move)
 
         # Look at the position after the move; it stays on the board for the
-        # event's apply() unless something fails on the way.
+        # event's apply() unless something fails on the way. A pseudo-legal
+        # move is legal unless it leaves its own king attacked: seen on the
+        # board after it, that costs less than python-chess's is_legal.
         board.push(move)
         try:
+            if board.was_into_check():
+                raise self._illegal(uci)
             san += check_suffix(board)
             ending = ending_after(board, san, material_changed=material_changed)
             clock = None if self.clock is None else self.clock.press(mover, now_ms)
