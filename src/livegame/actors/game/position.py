@@ -222,17 +222,12 @@ def _square_codes(board: chess.Board) -> int:
     # each square in a nibble of its own; four such planes, weighted, give
     # every square its code at once, without a loop over the pieces.
     bishops, queens, kings = board.bishops, board.queens, board.kings
+    ones = format(board.pawns | bishops | queens, "064b")
+    twos = format(board.knights | bishops | kings, "064b")
+    fours = format(board.rooks | queens | kings, "064b")
+    black = format(board.occupied_co[chess.BLACK], "064b")
 
-    return (
-        _spread(board.pawns | bishops | queens)
-        + 2 * _spread(board.knights | bishops | kings)
-        + 4 * _spread(board.rooks | queens | kings)
-        + 8 * _spread(board.occupied_co[chess.BLACK])
-    )
-
-
-def _spread(squares: chess.Bitboard) -> int:
-    return int(format(squares, "064b"), 16)
+    return int(ones, 16) + 2 * int(twos, 16) + 4 * int(fours, 16) + 8 * int(black, 16)
 
 
 def _rank_text(codes: int) -> str:
