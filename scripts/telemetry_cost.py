@@ -12,7 +12,11 @@ that a machine growing busier hurts all three alike:
   must receive nothing;
 * ``default``: spans exported over OTLP/HTTP, one move in a hundred traced
   (``OTEL_TRACES_SAMPLER_ARG=0.01``, the default);
-* ``full``: every move traced (``OTEL_TRACES_SAMPLER_ARG=1.0``).
+* ``full``: every move traced (``OTEL_TRACES_SAMPLER_ARG=1.0``);
+* ``unsampled`` (only with ``--settings``): tracing on, no move kept.
+
+Each round runs the settings in another order (a rotation), so that a
+database growing from run to run favours none of them.
 
 The OTLP endpoint is a sink run by this script: it decodes each export,
 counts its spans and answers 200, as a collector would; the node's exporter
@@ -59,7 +63,11 @@ SETTINGS: dict[str, dict[str, str]] = {
     "off": {"TELEMETRY": "false", "OTEL_TRACES_SAMPLER_ARG": "1.0"},
     "default": {"TELEMETRY": "true", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
     "full": {"TELEMETRY": "true", "OTEL_TRACES_SAMPLER_ARG": "1.0"},
+    # Not run unless asked for: tracing on, no move kept; the price of the
+    # ids and contexts that every unsampled move carries.
+    "unsampled": {"TELEMETRY": "true", "OTEL_TRACES_SAMPLER_ARG": "0.0"},
 }
+DEFAULT_SETTINGS = ("off", "default", "full")
 
 _MOVES = re.compile(r"^moves\s+([\d,]+) /s", re.MULTILINE)
 _ACK = re.compile(
@@ -310,7 +318,15 @@ def main() -> int:
         help="moves/s offered in all (0: as fast as acks return); below "
         "capacity, p99 shows tracing's latency rather than queueing",
     )
+    parser.add_argument(
+        "--settings",
+        default=",".join(DEFAULT_SETTINGS),
+        help=f"comma-separated, off first (of {', '.join(SETTINGS)})",
+    )
     args = parser.parse_args()
+    chosen = args.settings.split(",")
+    if chosen[0] != "off" or not set(chosen) <= set(SETTINGS):
+        parser.error(f"--settings: off, then some of {', '.join(SETTINGS)}")
 
     sink = SpanSink()
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -320,7 +336,8 @@ def main() -> int:
     try:
         with local_services(folder) as services:
             for round_ in range(args.runs):
-                for setting in SETTINGS:
+                shift = round_ % len(chosen)
+                for setting in chosen[shift:] + chosen[:shift]:
                     run = measure(args, setting, services.env, sink, folder)
                     runs.append(run)
                     print(
