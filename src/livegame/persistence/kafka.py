@@ -9,6 +9,11 @@ broker refuses to hand out a producer id (as the Tansu broker does). aiokafka
 keeps one batch in flight per partition, so order holds either way; without
 idempotence a retried batch may be written twice, which consumers drop by
 ``event_id``.
+
+A row written inside a sampled trace (its ``trace_context``) is sent in a
+``kafka.publish`` span, a child of the append that wrote it, which ends at
+the broker's answer; the record's ``traceparent`` header names that span, so
+consumers can continue the move's trace.
 """
 
 from __future__ import annotations
