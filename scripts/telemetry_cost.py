@@ -204,7 +204,7 @@ def measure(
     sink: SpanSink,
     folder: Path,
 ) -> Run:
-    secret = secrets.token_urlsafe(24)
+    secret = secrets.token_hex(24)
     http_port, ws_port = free_port(), free_port()
     env = {
         **services,
@@ -227,8 +227,7 @@ def measure(
         f"http://127.0.0.1:{http_port}",
         "--ws",
         f"ws://127.0.0.1:{ws_port}/ws",
-        "--secret",
-        secret,
+        f"--secret={secret}",
         "--games",
         str(args.games),
         "--duration",
