@@ -415,3 +415,29 @@ async def write_now(pool: asyncpg.Pool, request: WriteRequest) -> None:
     async with pool.acquire() as conn:
         result = await write_batch(conn, [request])
     assert result.errors == [None]
+
+
+async def test_commits_during_a_notification_get_one_of_their_own(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """A commit after a notification was sent is announced by a later one."""
+    channel = f"test_outbox_{secrets.token_hex(4)}"
+    heard: asyncio.Queue[float] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener(channel, lambda *_: heard.put_nowait(loop.time()))
+    interval = 0.2
+    config = GroupCommitConfig(notify_channel=channel, notify_interval=interval)
+    committer = GroupCommitter(pool, config)
+    await committer.start()
+    try:
+        await committer.write(CreateGame(GameScript().created()))
+        first = await asyncio.wait_for(heard.get(), 10)
+        await committer.write(CreateGame(GameScript().created()))
+        await committer.write(CreateGame(GameScript().created()))
+        second = await asyncio.wait_for(heard.get(), 10)
+    finally:
+        await committer.stop()
+        await listener.close()
+
+    assert second - first >= interval * 0.9

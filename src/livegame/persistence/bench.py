@@ -5,8 +5,9 @@ Measure group commit: appends per second and their latency.
 plays ``--games`` games at once, each appending ``--moves`` moves one after
 the other (as a game actor does: the next move waits for the previous one's
 commit), pausing ``--think-ms`` on average before each, and prints
-throughput, latency percentiles and batch sizes. Its games are deleted at
-the end.
+throughput, latency percentiles, batch sizes and this process's CPU time per
+write (the writer's and the simulated games'). Its games are deleted at the
+end.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ async def run(args: argparse.Namespace) -> None:
     moves = _moves(args.moves)
     try:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         games = await asyncio.gather(
             *(
                 _play(journal, moves, latencies, args.think_ms / 1000)
@@ -83,6 +85,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         )
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         stats = committer.statistics()
     finally:
         await committer.stop()
@@ -90,12 +93,13 @@ async def run(args: argparse.Namespace) -> None:
     await pool.execute("DELETE FROM outbox WHERE game_id = ANY($1::text[])", games)
     await pool.execute("DELETE FROM games WHERE id = ANY($1::text[])", games)
     await pool.close()
-    _report(args, elapsed, latencies, stats.batches, stats.largest_batch_size)
+    _report(args, elapsed, cpu, latencies, stats.batches, stats.largest_batch_size)
 
 
 def _report(
     args: argparse.Namespace,
     elapsed: float,
+    cpu: float,
     latencies: list[float],
     batches: int,
     largest: int,
@@ -111,7 +115,8 @@ def _report(
         f"  latency ms  p50 {cuts[49] * 1000:.1f}  p95 {cuts[94] * 1000:.1f}"
         f"  p99 {cuts[98] * 1000:.1f}\n"
         f"  batches     {batches}, mean size {writes / max(batches, 1):.1f},"
-        f" largest {largest}"
+        f" largest {largest}\n"
+        f"  cpu         {cpu / writes * 1e6:.0f} us per write in this process"
     )
 
 

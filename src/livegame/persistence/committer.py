@@ -42,7 +42,6 @@ log = structlog.get_logger("livegame.persistence.committer")
 # only notifies writes nothing else, and PostgreSQL commits it without
 # waiting for the disk.
 _NOTIFY = "SELECT pg_notify($1, '')"
-_NOTIFY_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +57,9 @@ class GroupCommitConfig:
     # PostgreSQL channel notified after commits that wrote outbox rows; None
     # for no notification.
     notify_channel: str | None = "livegame_outbox"
+    # Least seconds between two notifications: the commits in between share
+    # the later one.
+    notify_interval: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,8 +241,9 @@ class GroupCommitter:
         return batch
 
     async def _flush(self, batch: Sequence[PendingWrite]) -> None:
+        conn: asyncpg.Connection | None = None
         try:
-            result = await self._commit([w.request for w in batch])
+            result, conn = await self._commit([w.request for w in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
         except Exception as exc:
@@ -257,12 +260,30 @@ class GroupCommitter:
             if self._queue:
                 self._wakeup.set()
             self._check_idle()
+            # Only now: the pool resets a connection it takes back, a round
+            # trip the writers need not wait for.
+            if conn is not None:
+                await self._release(conn)
 
-    async def _commit(self, requests: list[WriteRequest]) -> BatchResult:
+    async def _commit(
+        self, requests: list[WriteRequest]
+    ) -> tuple[BatchResult, asyncpg.Connection]:
+        """Commit ``requests``; return the result and the connection to release."""
         timer = metrics.db_query("group_commit").time()
         with timer, postgres_errors("group_commit", size=len(requests)):
-            async with self._pool.acquire() as conn:
-                return await write_batch(conn, requests)
+            conn = await self._pool.acquire()
+            try:
+                return await write_batch(conn, requests), conn
+            except BaseException:
+                await self._release(conn)
+                raise
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        try:
+            await self._pool.release(conn)
+        except Exception as exc:
+            # The pool closes a connection it cannot reset, and opens another.
+            log.debug("writer_connection_dropped", error=repr(exc))
 
     def _settle(self, batch: Sequence[PendingWrite], result: BatchResult) -> None:
         c = self._counters
@@ -306,10 +327,14 @@ class GroupCommitter:
             self._announce_again = False
             try:
                 await self._pool.execute(_NOTIFY, channel)
-            except _NOTIFY_ERRORS as exc:
-                # The relay's sweep finds the rows all the same, a little later.
+            except Exception as exc:
+                # Whatever the reason (asyncpg raises more than its error
+                # family for a connection that died idle), the relay's sweep
+                # finds the rows all the same, a little later.
                 log.warning("outbox_notify_failed", channel=channel, error=repr(exc))
                 return
+
+            await asyncio.sleep(self._config.notify_interval)
             again = self._announce_again
 
     def _fail_batch(self, batch: Sequence[PendingWrite], error: StorageError) -> None:
