@@ -441,3 +441,39 @@ async def test_commits_during_a_notification_get_one_of_their_own(
         await listener.close()
 
     assert second - first >= interval * 0.9
+
+
+async def test_stop_gives_the_kept_connections_back_to_the_pool(
+    pool: asyncpg.Pool,
+) -> None:
+    committer = GroupCommitter(pool, GroupCommitConfig(concurrency=2))
+    await committer.start()
+    games = [GameScript() for _ in range(4)]
+    await asyncio.gather(*(committer.write(CreateGame(g.created())) for g in games))
+    kept = pool.get_size() - pool.get_idle_size()
+
+    await committer.stop()
+
+    assert 1 <= kept <= 2
+    assert pool.get_idle_size() == pool.get_size()
+
+
+async def test_a_kept_connection_that_died_fails_one_batch_at_most(
+    pool: asyncpg.Pool,
+) -> None:
+    committer = GroupCommitter(pool, GroupCommitConfig(concurrency=1))
+    await committer.start()
+    try:
+        await committer.write(CreateGame(GameScript().created()))
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        writes = [CreateGame(GameScript().created()) for _ in range(2)]
+        first = await asyncio.gather(committer.write(writes[0]), return_exceptions=True)
+        await committer.write(writes[1])
+    finally:
+        await committer.stop()
+
+    assert killed >= 1
+    assert first == [None] or isinstance(first[0], StorageError)

@@ -113,6 +113,11 @@ class GroupCommitter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._slots = asyncio.Semaphore(self._config.concurrency)
+        # Pooled connections kept between batches, at most one per slot: the
+        # pool resets each connection it takes back, a round trip per batch.
+        # stop() gives them back.
+        self._kept: list[asyncpg.Connection] = []
+        self._stopped = False
         self._runner: asyncio.Task[None] | None = None
         # Notifies the outbox channel; set again while it runs, it runs again.
         self._announcer: asyncio.Task[None] | None = None
@@ -145,8 +150,10 @@ class GroupCommitter:
         except TimeoutError:
             log.warning("writer_stop_timeout", pending=len(self._queue))
         finally:
+            self._stopped = True
             await self._cancel_runner()
             self._fail_queued(StorageError("the writer has stopped"))
+            await self._give_back_kept()
             if self._announcer is not None:
                 await asyncio.gather(self._announcer, return_exceptions=True)
 
@@ -241,9 +248,8 @@ class GroupCommitter:
         return batch
 
     async def _flush(self, batch: Sequence[PendingWrite]) -> None:
-        conn: asyncpg.Connection | None = None
         try:
-            result, conn = await self._commit([w.request for w in batch])
+            result = await self._commit([w.request for w in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
         except Exception as exc:
@@ -260,30 +266,41 @@ class GroupCommitter:
             if self._queue:
                 self._wakeup.set()
             self._check_idle()
-            # Only now: the pool resets a connection it takes back, a round
-            # trip the writers need not wait for.
-            if conn is not None:
-                await self._release(conn)
 
-    async def _commit(
-        self, requests: list[WriteRequest]
-    ) -> tuple[BatchResult, asyncpg.Connection]:
-        """Commit ``requests``; return the result and the connection to release."""
+    async def _commit(self, requests: list[WriteRequest]) -> BatchResult:
         timer = metrics.db_query("group_commit").time()
         with timer, postgres_errors("group_commit", size=len(requests)):
-            conn = await self._pool.acquire()
+            conn = self._kept.pop() if self._kept else await self._pool.acquire()
             try:
-                return await write_batch(conn, requests), conn
+                result = await write_batch(conn, requests)
             except BaseException:
-                await self._release(conn)
+                # Broken, maybe, or left mid-query: the pool resets or closes it.
+                await self._give_back(conn)
                 raise
 
-    async def _release(self, conn: asyncpg.Connection) -> None:
+        if self._stopped:
+            await self._give_back(conn)
+        else:
+            self._kept.append(conn)
+
+        return result
+
+    async def _give_back(self, conn: asyncpg.Connection) -> None:
         try:
             await self._pool.release(conn)
         except Exception as exc:
             # The pool closes a connection it cannot reset, and opens another.
             log.debug("writer_connection_dropped", error=repr(exc))
+
+    async def _give_back_kept(self) -> None:
+        try:
+            while self._kept:
+                await self._give_back(self._kept.pop())
+        finally:
+            # Cancelled: close the others, or the pool would wait for them.
+            for conn in self._kept:
+                conn.terminate()
+            self._kept.clear()
 
     def _settle(self, batch: Sequence[PendingWrite], result: BatchResult) -> None:
         c = self._counters
