@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from livegame.actors.game import position
 from livegame.actors.game.position import (
     check_suffix,
     claimable_draw,
@@ -59,6 +60,19 @@ def test_the_fast_fen_matches_python_chess_along_random_games(
         board.push(data.draw(st.sampled_from(legal)))
 
         assert fen_of(board) == board.fen()
+
+
+def test_the_fast_fen_is_right_with_its_rank_memo_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(position, "_RANK_TEXTS", {})
+    monkeypatch.setattr(position, "_RANK_TEXTS_LIMIT", 0)
+    board = chess.Board()
+    for uci in ["e2e4", "d7d5", "e4d5", "g8f6", "f1b5", "c7c6"]:
+        board.push_uci(uci)
+
+        assert fen_of(board) == board.fen()
+    assert position._RANK_TEXTS == {}
 
 
 def san_of(board: chess.Board, move: chess.Move) -> str:

@@ -165,19 +165,17 @@ def check_suffix(board: chess.Board) -> str:
     return "+" if any(board.generate_legal_moves()) else "#"
 
 
-# A square's symbol in FEN by its nibble code: the piece type (1-6) in the
-# low three bits, 8 added for Black; an empty square is written "1" here and
-# runs of them are counted afterwards.
-_FEN_SYMBOLS = str.maketrans("0123456789abcde", "1PNBRQK11pnbrqk")
+# A square's symbol by its code: the piece type (1-6) in the low three
+# bits, 8 added for Black; an empty square is written "1" here and runs of
+# them are counted afterwards.
+_FEN_SYMBOLS = "1PNBRQK11pnbrqk"
 _EMPTY_RUNS = tuple(("1" * n, str(n)) for n in range(8, 1, -1))
-# Each rank's codes sit in 32 bits, the eighth rank's highest.
-_RANK_SHIFTS = tuple(range(224, -32, -32))
-_RANK_CODES = (1 << 32) - 1
 
-# The text of each rank by its codes. Ranks recur across positions and games
-# (empty ranks, the opening's back ranks, pawn chains), so most are found
-# here; past the limit, about 8 MB, new ones are written afresh each time.
-_RANK_TEXTS: dict[int, str] = {}
+# The text of each rank by its key (see fen_of). Ranks recur across
+# positions and games (empty ranks, the opening's back ranks, pawn chains),
+# so most are found here; past the limit, about 8 MB, new ones are written
+# afresh each time.
+_RANK_TEXTS: dict[bytes, str] = {}
 _RANK_TEXTS_LIMIT = 1 << 16
 
 _CASTLING_SYMBOLS = (
@@ -192,12 +190,21 @@ _CASTLING_FIELDS: dict[chess.Bitboard, str] = {}
 
 def fen_of(board: chess.Board) -> str:
     """Return ``board.fen()`` for standard chess, at a fraction of the cost."""
-    codes = _square_codes(board)
+    # Four bit planes give each square's code: bit 0 of the piece type,
+    # bit 1, bit 2, and the colour. Side by side in 32 bytes, every eighth
+    # byte from a rank's own holds that rank's four bytes: its key.
+    bishops, queens, kings = board.bishops, board.queens, board.kings
+    planes = (
+        (board.pawns | bishops | queens)
+        | (board.knights | bishops | kings) << 64
+        | (board.rooks | queens | kings) << 128
+        | board.occupied_co[chess.BLACK] << 192
+    ).to_bytes(32, "little")
     texts = _RANK_TEXTS
     placement = "/".join(
         [
-            texts.get(rank := codes >> shift & _RANK_CODES) or _rank_text(rank)
-            for shift in _RANK_SHIFTS
+            texts.get(key := planes[rank::8]) or _rank_text(key)
+            for rank in (7, 6, 5, 4, 3, 2, 1, 0)
         ]
     )
 
@@ -206,7 +213,6 @@ def fen_of(board: chess.Board) -> str:
     if ep_square is not None and board.has_legal_en_passant():
         en_passant = chess.SQUARE_NAMES[ep_square]
     turn = "w" if board.turn == chess.WHITE else "b"
-
     rights = board.clean_castling_rights()
     castling = _CASTLING_FIELDS.get(rights) or _castling_field(rights)
 
@@ -216,27 +222,23 @@ def fen_of(board: chess.Board) -> str:
     )
 
 
-def _square_codes(board: chess.Board) -> int:
-    """Return the code of every square, square ``i`` in the ``i``-th nibble."""
-    # Writing a bitboard in binary and reading the digits back in hex puts
-    # each square in a nibble of its own; four such planes, weighted, give
-    # every square its code at once, without a loop over the pieces.
-    bishops, queens, kings = board.bishops, board.queens, board.kings
-    ones = format(board.pawns | bishops | queens, "064b")
-    twos = format(board.knights | bishops | kings, "064b")
-    fours = format(board.rooks | queens | kings, "064b")
-    black = format(board.occupied_co[chess.BLACK], "064b")
-
-    return int(ones, 16) + 2 * int(twos, 16) + 4 * int(fours, 16) + 8 * int(black, 16)
-
-
-def _rank_text(codes: int) -> str:
-    # The a-file is the lowest nibble, so the hex digits read backwards.
-    text = format(codes, "08x")[::-1].translate(_FEN_SYMBOLS)
+def _rank_text(key: bytes) -> str:
+    ones, twos, fours, black = key
+    text = "".join(
+        [
+            _FEN_SYMBOLS[
+                (ones >> file & 1)
+                | (twos >> file & 1) << 1
+                | (fours >> file & 1) << 2
+                | (black >> file & 1) << 3
+            ]
+            for file in range(8)
+        ]
+    )
     for run, count in _EMPTY_RUNS:
         text = text.replace(run, count)
     if len(_RANK_TEXTS) < _RANK_TEXTS_LIMIT:
-        _RANK_TEXTS[codes] = text
+        _RANK_TEXTS[key] = text
 
     return text
 
