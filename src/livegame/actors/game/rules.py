@@ -247,7 +247,7 @@ class GameState:
             return ()
 
         self._require_live(now_ms)
-        if ply != self.ply:
+        if ply != len(self.moves):
             raise StalePly(
                 f"the game is at ply {self.ply}, not {ply}",
                 game_id=self.game_id,
@@ -378,7 +378,7 @@ class GameState:
         self.seq = event.seq
 
     def _apply_move(self, event: MovePlayed) -> None:
-        if event.ply != self.ply + 1:
+        if event.ply != len(self.moves) + 1:
             raise ValueError(f"move to ply {event.ply} does not follow {self!r}")
 
         prepared = self._prepared
@@ -440,7 +440,7 @@ class GameState:
 
     def move_result(self, ply: int) -> MoveResult:
         """Return the result given for the move that reached ``ply``."""
-        if not 1 <= ply <= self.ply:
+        if not 1 <= ply <= len(self.moves):
             raise ValueError(f"no move reached ply {ply} in {self!r}")
 
         move = self.moves[ply - 1]
@@ -499,7 +499,7 @@ class GameState:
         raise Forbidden("not a player of this game", game_id=self.game_id)
 
     def _is_retry(self, player: str, uci: str, ply: int) -> bool:
-        if not 0 <= ply < self.ply or self.moves[ply].uci != uci:
+        if not 0 <= ply < len(self.moves) or self.moves[ply].uci != uci:
             return False
 
         mover = _color_at(ply)
@@ -566,7 +566,7 @@ class GameState:
             played = MovePlayed(
                 game_id=self.game_id,
                 seq=self.seq + 1,
-                ply=self.ply + 1,
+                ply=len(self.moves) + 1,
                 # A legal move parses only from python-chess's own spelling.
                 uci=uci,
                 san=san,
