@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
-from persistence_helpers import START_MS, GameScript
+from persistence_helpers import START_MS, GameScript, wait_until
 from test_state import appends_of_a_game
 
 from livegame.app.embedded import free_port
@@ -17,6 +17,7 @@ from livegame.errors import (
     Fenced,
     GameNotFound,
     GameOver,
+    LiveGameError,
     Overloaded,
     StorageError,
 )
@@ -410,6 +411,14 @@ async def test_a_commit_that_wrote_outbox_rows_notifies_the_channel(
         await listener.close()
 
 
+async def waiting_on_locks(pool: asyncpg.Pool, count: int) -> bool:
+    waiting = await pool.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return bool(waiting == count)
+
+
 async def write_now(pool: asyncpg.Pool, request: WriteRequest) -> None:
     """Commit ``request`` in a batch of its own; fail the test if refused."""
     async with pool.acquire() as conn:
@@ -477,3 +486,36 @@ async def test_a_kept_connection_that_died_fails_one_batch_at_most(
 
     assert killed >= 1
     assert first == [None] or isinstance(first[0], StorageError)
+
+
+async def test_two_batches_waiting_on_the_same_rows_commit_one_then_refuse(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two owners' batches of the same appends: one commits, the other is refused."""
+    first, second = GameScript(), GameScript()
+    for game in (first, second):
+        await write_now(pool, CreateGame(game.created()))
+    moves = {g.game_id: g.move("e2e4") for g in (first, second)}
+    ids = [first.game_id, second.game_id]
+
+    async def batch(game_ids: list[str]) -> list[LiveGameError | None]:
+        requests = [AppendEvents(i, 1, (moves[i],)) for i in game_ids]
+        async with pool.acquire() as conn:
+            return (await write_batch(conn, requests)).errors
+
+    async with pool.acquire() as blocker, blocker.transaction():
+        # Both batches wait on these locks, then take the rows at once.
+        await blocker.execute(
+            "SELECT 1 FROM games WHERE id = ANY($1::text[]) FOR UPDATE", ids
+        )
+        batches = [
+            asyncio.create_task(batch(ids)),
+            asyncio.create_task(batch(ids[::-1])),
+        ]
+        await wait_until(lambda: waiting_on_locks(pool, 2))
+
+    outcomes = await asyncio.gather(*batches)
+
+    assert sorted(outcomes, key=lambda errors: errors[0] is not None)[0] == [None] * 2
+    refused = [error for errors in outcomes for error in errors if error is not None]
+    assert [type(error) for error in refused] == [Conflict, Conflict]

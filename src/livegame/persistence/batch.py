@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import asyncpg
 import chess
@@ -287,6 +288,11 @@ def _plan(requests: Sequence[WriteRequest]) -> _Plan:
             plan.to_judge.append(index)
         else:
             _plan_append(index, request, change, plan)
+
+    # The update locks the rows in this order, the same in every batch, so two
+    # batches that share games (two owners, one of them fenced) cannot
+    # deadlock.
+    plan.changes.sort(key=itemgetter(0))
 
     return plan
 

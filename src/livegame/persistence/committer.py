@@ -3,11 +3,12 @@ Group commit: many games' writes in one PostgreSQL transaction.
 
 Writes queue up while a batch commits. A batch leaves when ``max_batch``
 writes wait, or ``window`` seconds after its oldest write arrived, whichever
-comes first; up to ``concurrency`` batches commit at once, each on its own
-pooled connection. A batch takes at most one write per game, and none of a
-game with a batch in flight, so one game's writes commit one batch after the
-other, in the order they were sent. A write's future resolves only after
-COMMIT.
+comes first; up to ``concurrency`` batches commit at once, each on a pooled
+connection of its own, kept between batches. A batch takes at most one write
+per game, and none of a game with a batch in flight, so one game's writes
+commit one batch after the other, in the order they were sent. A write's
+future resolves only after COMMIT.
+
 After commits that wrote outbox rows, the committer notifies a PostgreSQL
 channel, so a relay on any node wakes for them.
 """
