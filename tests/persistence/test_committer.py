@@ -519,3 +519,22 @@ async def test_two_batches_waiting_on_the_same_rows_commit_one_then_refuse(
     assert sorted(outcomes, key=lambda errors: errors[0] is not None)[0] == [None] * 2
     refused = [error for errors in outcomes for error in errors if error is not None]
     assert [type(error) for error in refused] == [Conflict, Conflict]
+
+
+@pytest.mark.parametrize("white_ms", [2**40, 2**70], ids=["int4", "json"])
+async def test_a_lone_write_the_database_refuses_is_refused(
+    pool: asyncpg.Pool, white_ms: int
+) -> None:
+    game = GameScript()
+    await write_now(pool, CreateGame(game.created()))
+    broken = replace(game.move("e2e4"), white_ms=white_ms)
+    committer = GroupCommitter(pool)
+    await committer.start()
+    try:
+        with pytest.raises(StorageError, match="refused"):
+            await committer.write(AppendEvents(game.game_id, 1, (broken,)))
+        stats = committer.statistics()
+    finally:
+        await committer.stop()
+
+    assert (stats.refused, stats.failed) == (1, 0)

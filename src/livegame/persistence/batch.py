@@ -184,9 +184,9 @@ async def write_batch(
             return await _apply(conn, requests)
         async with conn.transaction():
             return await _apply_rounds(conn, requests, rounds)
-    except _STATEMENT_ERRORS:
+    except _STATEMENT_ERRORS as exc:
         if len(requests) == 1:
-            raise
+            return BatchResult(errors=[_refused_by_database(requests[0], exc)])
         return await _write_one_by_one(conn, requests)
 
 
@@ -238,16 +238,20 @@ async def _apply_in_savepoint(
         async with conn.transaction():
             result = await _apply(conn, [request])
     except _STATEMENT_ERRORS as exc:
-        error = StorageError(
-            f"the database refused the write: {exc}", game_id=request.game_id
-        )
-        error.__cause__ = exc
-        return error
+        return _refused_by_database(request, exc)
 
     merged.states.update(result.states)
     merged.outbox_rows += result.outbox_rows
 
     return result.errors[0]
+
+
+def _refused_by_database(request: WriteRequest, exc: Exception) -> StorageError:
+    error = StorageError(
+        f"the database refused the write: {exc}", game_id=request.game_id
+    )
+    error.__cause__ = exc
+    return error
 
 
 async def _apply(
