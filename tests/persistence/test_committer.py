@@ -66,7 +66,8 @@ async def transactions_of(pool: asyncpg.Pool, games: list[GameScript]) -> set[in
 
 @pytest.fixture
 def commit_config() -> GroupCommitConfig:
-    # A long window: a batch leaves only when max_batch writes wait.
+    # A long window: while a batch commits, the next one leaves only when
+    # max_batch writes wait.
     return GroupCommitConfig(max_batch=GAMES, window=30.0)
 
 
@@ -538,3 +539,14 @@ async def test_a_lone_write_the_database_refuses_is_refused(
         await committer.stop()
 
     assert (stats.refused, stats.failed) == (1, 0)
+
+
+async def test_a_write_to_an_idle_committer_leaves_without_waiting_for_the_window(
+    pool: asyncpg.Pool,
+) -> None:
+    committer = GroupCommitter(pool, GroupCommitConfig(window=30.0))
+    await committer.start()
+    try:
+        await asyncio.wait_for(committer.write(CreateGame(GameScript().created())), 10)
+    finally:
+        await committer.stop()

@@ -1,13 +1,14 @@
 """
 Group commit: many games' writes in one PostgreSQL transaction.
 
-Writes queue up while a batch commits. A batch leaves when ``max_batch``
-writes wait, or ``window`` seconds after its oldest write arrived, whichever
-comes first; up to ``concurrency`` batches commit at once, each on a pooled
-connection of its own, kept between batches. A batch takes at most one write
-per game, and none of a game with a batch in flight, so one game's writes
-commit one batch after the other, in the order they were sent. A write's
-future resolves only after COMMIT.
+Writes queue up while a batch commits. When no batch commits, a batch
+leaves at once; else when ``max_batch`` writes wait, or ``window`` seconds
+after its oldest write arrived, whichever comes first. Up to ``concurrency``
+batches commit at once, each on a pooled connection of its own, kept
+between batches. A batch takes at most one write per game, and none of a
+game with a batch in flight, so one game's writes commit one batch after
+the other, in the order they were sent. A write's future resolves only
+after COMMIT.
 
 After commits that wrote outbox rows, the committer notifies a PostgreSQL
 channel, so a relay on any node wakes for them.
@@ -49,7 +50,8 @@ _NOTIFY = "SELECT pg_notify($1, '')"
 class GroupCommitConfig:
     # Flush as soon as this many writes wait.
     max_batch: int = 256
-    # Or this many seconds after the oldest waiting write arrived.
+    # Or this many seconds after the oldest waiting write arrived, while
+    # another batch commits.
     window: float = 0.002
     # Batches committing at once, each holding one pooled connection.
     concurrency: int = 2
@@ -216,7 +218,9 @@ class GroupCommitter:
             task.add_done_callback(self._flushes.discard)
 
     async def _wait_window(self) -> None:
-        if not self._queue or self._closing:
+        # An idle writer has nothing to gather writes behind: waiting would
+        # only add the window to each write's latency.
+        if not self._queue or self._closing or self._in_flight == 0:
             return
 
         oldest = self._queue[0][0]
