@@ -79,7 +79,7 @@ VARIABLES: tuple[Variable, ...] = (
         "OTLP/HTTP endpoint of traces; unset: no export",
     ),
     Variable("OTEL_TRACES_SAMPLER_ARG", "0.01", "fraction of moves traced"),
-    Variable("TELEMETRY", "true", "false turns metrics timing and tracing off"),
+    Variable("TELEMETRY", "true", "false turns tracing off; metrics stay on"),
 )
 
 
