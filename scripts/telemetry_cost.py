@@ -36,6 +36,7 @@ import argparse
 import os
 import re
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -322,6 +323,9 @@ def main() -> int:
         default=",".join(DEFAULT_SETTINGS),
         help=f"comma-separated, off first (of {', '.join(SETTINGS)})",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data and logs folder"
+    )
     args = parser.parse_args()
     chosen = args.settings.split(",")
     if chosen[0] != "off" or not set(chosen) <= set(SETTINGS):
@@ -349,6 +353,8 @@ def main() -> int:
                     )
     finally:
         sink.shutdown()
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
     print(f"load average after: {os.getloadavg()}")
     report(runs)
