@@ -86,14 +86,14 @@ def _can_move_unchecked(board: chess.Board) -> bool:
         # a knight or pawn almost always exists, which spares the search.
         ours = board.occupied_co[turn]
         unpinned = ours & ~_KING_LINES[king]
-        for knight in chess.scan_forward(board.knights & unpinned):
-            if chess.BB_KNIGHT_ATTACKS[knight] & ~ours:
-                return True
-
         pawns = board.pawns & unpinned
         steps = pawns << 8 if turn == chess.WHITE else pawns >> 8
         if steps & ~board.occupied & chess.BB_ALL:
             return True
+
+        for knight in chess.scan_forward(board.knights & unpinned):
+            if chess.BB_KNIGHT_ATTACKS[knight] & ~ours:
+                return True
 
     return any(board.generate_legal_moves())
 
@@ -139,8 +139,10 @@ def plain_san(board: chess.Board, move: chess.Move) -> str:
         return "O-O-O" if queen_side else "O-O"
 
     target = chess.SQUARE_NAMES[to_square]
-    capture = board.is_capture(move)
+    capture = bool(board.occupied_co[not board.turn] & chess.BB_SQUARES[to_square])
     if piece == chess.PAWN:
+        # No pawn can step onto the en passant square but by taking.
+        capture = capture or to_square == board.ep_square
         if capture:
             target = chess.FILE_NAMES[chess.square_file(from_square)] + "x" + target
         if move.promotion:

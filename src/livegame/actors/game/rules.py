@@ -549,7 +549,7 @@ class GameState:
         self, mover: Color, uci: str, move: chess.Move, now_ms: int
     ) -> tuple[GameEvent, ...]:
         board = self.board
-        material_changed = move.promotion is not None or board.is_capture(move)
+        pieces = board.occupied.bit_count()
         san = plain_san(board, move)
 
         # Look at the position after the move; it stays on the board for the
@@ -561,6 +561,10 @@ class GameState:
             if board.was_into_check():
                 raise self._illegal(uci)
             san += check_suffix(board)
+            # Only a capture leaves fewer pieces; a promotion swaps one.
+            material_changed = (
+                move.promotion is not None or board.occupied.bit_count() < pieces
+            )
             ending = ending_after(board, san, material_changed=material_changed)
             clock = None if self.clock is None else self.clock.press(mover, now_ms)
             played = MovePlayed(
