@@ -212,20 +212,22 @@ class GameActor(Actor[GameMessage | CheckFlag]):
 
     async def receive(self, message: GameMessage | CheckFlag) -> Any:
         now_ms = self._now_ms()
+        state = self.state
         # A fallen flag ends the game before anything else is considered.
-        ended = self.state.check_flag(now_ms)
+        ended = state.check_flag(now_ms)
         if ended is not None:
             await self._commit((ended,))
 
         if isinstance(message, PlayMove):
-            return await self._play(message, now_ms)
+            return await self._play(state, message, now_ms)
         if isinstance(message, GameAction):
             return await self._act(message, now_ms)
 
         return self._query(message, now_ms)
 
-    async def _play(self, command: PlayMove, now_ms: int) -> MoveResult:
-        state = self.state
+    async def _play(
+        self, state: GameState, command: PlayMove, now_ms: int
+    ) -> MoveResult:
         with span("game.move", parent=command.trace) as current:
             if current.is_recording():
                 current.set_attribute("game.id", self.game_id)
