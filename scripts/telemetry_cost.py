@@ -353,8 +353,10 @@ def main() -> int:
                     )
     finally:
         sink.shutdown()
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+
+    # Kept after a failure: the node's log says why.
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
 
     print(f"load average after: {os.getloadavg()}")
     report(runs)
