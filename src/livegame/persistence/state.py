@@ -12,7 +12,7 @@ the whole transaction. :func:`check_append` gives the reason for a refusal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import chess
@@ -179,50 +179,32 @@ def initial_state(created: GameCreated) -> BoardState:
 
 def advance(state: BoardState, event: GameEvent) -> BoardState:
     """Return the state after ``event``; the event is assumed valid."""
-    # The writer calls this for every event it commits: the constructor
-    # called directly costs about half of dataclasses.replace.
     if isinstance(event, MovePlayed):
-        return BoardState(
-            game_id=state.game_id,
+        return replace(
+            state,
             fen=event.fen,
             ply=event.ply,
             seq=event.seq,
-            status=state.status,
-            winner=state.winner,
-            reason=state.reason,
             white_ms=event.white_ms,
             black_ms=event.black_ms,
-            increment_ms=state.increment_ms,
             draw_offer=None,
             updated_at_ms=event.at_ms,
         )
-    if isinstance(event, DrawOffered | DrawDeclined):
-        return BoardState(
-            game_id=state.game_id,
-            fen=state.fen,
-            ply=state.ply,
-            seq=event.seq,
-            status=state.status,
-            winner=state.winner,
-            reason=state.reason,
-            white_ms=state.white_ms,
-            black_ms=state.black_ms,
-            increment_ms=state.increment_ms,
-            draw_offer=event.by if isinstance(event, DrawOffered) else None,
-            updated_at_ms=event.at_ms,
+    if isinstance(event, DrawOffered):
+        return replace(
+            state, seq=event.seq, draw_offer=event.by, updated_at_ms=event.at_ms
         )
+    if isinstance(event, DrawDeclined):
+        return replace(state, seq=event.seq, draw_offer=None, updated_at_ms=event.at_ms)
     if isinstance(event, GameEnded):
-        return BoardState(
-            game_id=state.game_id,
-            fen=state.fen,
-            ply=state.ply,
+        return replace(
+            state,
             seq=event.seq,
             status=event.status,
             winner=event.winner,
             reason=event.reason,
             white_ms=event.white_ms,
             black_ms=event.black_ms,
-            increment_ms=state.increment_ms,
             draw_offer=None,
             updated_at_ms=event.at_ms,
         )
