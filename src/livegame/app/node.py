@@ -123,14 +123,19 @@ def tune_garbage_collector() -> None:
 
 
 def _redis_client(settings: Settings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+    # A burst of claims waits up to two seconds for a pooled connection
+    # instead of failing with "too many connections".
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_pool_max,
+        timeout=2.0,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         health_check_interval=5,
         retry_on_timeout=True,
     )
+    # The client owns the pool: closing the client closes its connections.
+    return aioredis.Redis.from_pool(pool)
 
 
 def _http_config(settings: Settings) -> HttpConfig:
