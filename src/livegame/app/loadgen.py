@@ -171,7 +171,10 @@ class Load:
         white, black = f"w{seat}", f"b{seat}"
         sockets = [
             await websockets.connect(
-                f"{self.ws}?token={self.token(user)}", compression=None, max_size=2**20
+                f"{self.ws}?token={self.token(user)}",
+                compression=None,
+                max_size=2**20,
+                open_timeout=60,
             )
             for user in (white, black)
         ]
