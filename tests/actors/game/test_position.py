@@ -13,6 +13,7 @@ from livegame.actors.game.position import (
     claimable_draw,
     ending_after,
     fen_of,
+    is_pseudo_legal,
     plain_san,
 )
 
@@ -153,6 +154,49 @@ def test_endings_match_python_chess_along_random_games(
         assert (reason == "stalemate") == board.is_stalemate()
         if ending is not None:
             break
+
+
+@pytest.mark.parametrize(
+    "fen",
+    [
+        chess.STARTING_FEN,
+        # En passant on either side, and a pawn beside the square that may not.
+        "rnbqkbnr/ppp1p1pp/8/3pPp2/8/8/PPPP1PPP/RNBQKBNR w KQkq f6 0 3",
+        "rnbqkbnr/pppp1ppp/8/8/3Pp3/5N2/PPP1PPPP/RNBQKB1R b KQkq d3 0 3",
+        # Promotions by a step and by a capture, for both sides.
+        "1r2k3/P7/8/8/8/8/6p1/4K2R w - - 0 1",
+        "1r2k3/P7/8/8/8/8/6p1/4K2R b - - 0 1",
+    ],
+)
+def test_pseudo_legality_matches_python_chess_for_every_pawn_move(fen: str) -> None:
+    board = chess.Board(fen)
+    promotions = [None, *chess.PIECE_TYPES]
+
+    for pawn in chess.scan_forward(board.pawns & board.occupied_co[board.turn]):
+        for to_square in chess.SQUARES:
+            for promotion in promotions:
+                move = chess.Move(pawn, to_square, promotion)
+                assert is_pseudo_legal(board, move) == board.is_pseudo_legal(move)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_pseudo_legality_matches_python_chess_along_random_games(
+    data: st.DataObject,
+) -> None:
+    board = chess.Board()
+    for _ in range(data.draw(st.integers(0, 80))):
+        legal = sorted(board.legal_moves, key=chess.Move.uci)
+        if not legal:
+            break
+        board.push(data.draw(st.sampled_from(legal)))
+        for move in board.generate_pseudo_legal_moves():
+            assert is_pseudo_legal(board, move)
+        ours = board.occupied_co[board.turn]
+        for to_square in chess.SQUARES:
+            for pawn in chess.scan_forward(board.pawns & ours):
+                move = chess.Move(pawn, to_square)
+                assert is_pseudo_legal(board, move) == board.is_pseudo_legal(move)
 
 
 @pytest.mark.parametrize(

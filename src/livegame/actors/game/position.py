@@ -114,6 +114,59 @@ def claimable_draw(board: chess.Board) -> str | None:
     return None
 
 
+_PROMOTIONS = frozenset({chess.KNIGHT, chess.BISHOP, chess.ROOK, chess.QUEEN})
+_BACK_RANKS = chess.BB_RANK_1 | chess.BB_RANK_8
+# Where a pawn of each side may land after two steps, as python-chess allows.
+_DOUBLE_STEP_RANKS = (
+    chess.BB_RANK_6 | chess.BB_RANK_5,
+    chess.BB_RANK_3 | chess.BB_RANK_4,
+)
+
+
+def is_pseudo_legal(board: chess.Board, move: chess.Move) -> bool:
+    """
+    Return ``board.is_pseudo_legal(move)``: the piece may go there, check aside.
+
+    Pawn moves, some four in ten, are settled here from the bitboards;
+    python-chess settles them by generating the pawn's moves.
+    """
+    from_square, to_square = move.from_square, move.to_square
+    turn = board.turn
+    origin = chess.BB_SQUARES[from_square]
+    if not board.pawns & board.occupied_co[turn] & origin or move.drop:
+        return board.is_pseudo_legal(move)
+
+    target = chess.BB_SQUARES[to_square]
+    # A pawn reaching the last rank promotes, and only then.
+    if target & _BACK_RANKS:
+        if move.promotion not in _PROMOTIONS:
+            return False
+    elif move.promotion is not None:
+        return False
+
+    occupied = board.occupied
+    if target & chess.BB_PAWN_ATTACKS[turn][from_square]:
+        if target & board.occupied_co[not turn]:
+            return True
+        # En passant: onto the empty square behind a pawn that just stepped
+        # two, from beside it.
+        fifth_rank = chess.BB_RANK_5 if turn == chess.WHITE else chess.BB_RANK_4
+        return bool(
+            to_square == board.ep_square
+            and not target & occupied
+            and origin & fifth_rank
+        )
+
+    step = 8 if turn == chess.WHITE else -8
+    if to_square == from_square + step:
+        return not target & occupied
+    if to_square == from_square + 2 * step:
+        path = target | chess.BB_SQUARES[from_square + step]
+        return not path & occupied and bool(target & _DOUBLE_STEP_RANKS[turn])
+
+    return False
+
+
 _PIECE_LETTERS = {
     chess.KNIGHT: "N",
     chess.BISHOP: "B",

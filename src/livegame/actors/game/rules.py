@@ -55,6 +55,7 @@ from livegame.actors.game.position import (
     claimable_draw,
     ending_after,
     fen_of,
+    is_pseudo_legal,
     plain_san,
 )
 from livegame.errors import (
@@ -532,7 +533,7 @@ class GameState:
             ) from error
 
         # Null moves and drops are not pseudo-legal either.
-        if not self.board.is_pseudo_legal(move):
+        if not is_pseudo_legal(self.board, move):
             raise self._illegal(uci)
 
         return move
