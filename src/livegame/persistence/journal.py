@@ -137,15 +137,40 @@ class PostgresJournal:
         )
 
     async def _write(self, request: WriteRequest) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         done.add_done_callback(_retrieve)
         self._writer.send(PendingWrite(request, done))
+
+        # The caller waits on a future of its own: giving up (a timeout, a
+        # cancelled caller) must never cancel the write, which may already
+        # be in a committing batch. One timer, no task: this is per move.
+        waiter: asyncio.Future[None] = loop.create_future()
+        waiter.add_done_callback(_retrieve)
+        done.add_done_callback(lambda _: _pass_on(done, waiter))
+        timer = loop.call_later(self._reply_timeout, _time_out, waiter, request)
         try:
-            await asyncio.wait_for(asyncio.shield(done), self._reply_timeout)
-        except TimeoutError as exc:
-            raise StorageError(
-                "the writer did not answer in time", game_id=request.game_id
-            ) from exc
+            await waiter
+        finally:
+            timer.cancel()
+
+
+def _pass_on(done: asyncio.Future[None], waiter: asyncio.Future[None]) -> None:
+    if waiter.done():
+        return
+    if done.cancelled():
+        waiter.set_exception(StorageError("the write was abandoned"))
+    elif (error := done.exception()) is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(None)
+
+
+def _time_out(waiter: asyncio.Future[None], request: WriteRequest) -> None:
+    if not waiter.done():
+        waiter.set_exception(
+            StorageError("the writer did not answer in time", game_id=request.game_id)
+        )
 
 
 def _retrieve(done: asyncio.Future[None]) -> None:
