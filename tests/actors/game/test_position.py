@@ -14,6 +14,7 @@ from livegame.actors.game.position import (
     ending_after,
     fen_of,
     is_pseudo_legal,
+    left_in_check,
     plain_san,
 )
 
@@ -197,6 +198,23 @@ def test_pseudo_legality_matches_python_chess_along_random_games(
             for pawn in chess.scan_forward(board.pawns & ours):
                 move = chess.Move(pawn, to_square)
                 assert is_pseudo_legal(board, move) == board.is_pseudo_legal(move)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_a_king_left_attacked_is_seen_as_python_chess_sees_it(
+    data: st.DataObject,
+) -> None:
+    board = chess.Board()
+    for _ in range(data.draw(st.integers(0, 100))):
+        legal = sorted(board.legal_moves, key=chess.Move.uci)
+        if not legal:
+            break
+        for move in board.generate_pseudo_legal_moves():
+            board.push(move)
+            assert left_in_check(board) == board.was_into_check()
+            board.pop()
+        board.push(data.draw(st.sampled_from(legal)))
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,7 @@ def ending_after(
 def _can_move_unchecked(board: chess.Board) -> bool:
     """Return whether the side to move, which is not in check, has a move."""
     turn = board.turn
-    king = board.king(turn)
+    king = _king(board, turn)
     if king is not None:
         # A piece on no line through its king is pinned by nothing, so with
         # the king not in check any step it can make is a legal move. Such
@@ -214,10 +214,29 @@ def plain_san(board: chess.Board, move: chess.Move) -> str:
 
 def check_suffix(board: chess.Board) -> str:
     """Return the SAN suffix of the move just pushed on ``board``: "#", "+", ""."""
-    if not board.is_check():
+    if not _attacked_king(board, board.turn):
         return ""
 
     return "+" if any(board.generate_legal_moves()) else "#"
+
+
+def left_in_check(board: chess.Board) -> bool:
+    """Return whether the move just pushed left its own king attacked."""
+    return _attacked_king(board, not board.turn)
+
+
+def _attacked_king(board: chess.Board, color: chess.Color) -> bool:
+    """Return whether ``color``'s king is attacked, like ``board.is_check()``."""
+    king = _king(board, color)
+
+    return king is not None and bool(board.attackers_mask(not color, king))
+
+
+def _king(board: chess.Board, color: chess.Color) -> chess.Square | None:
+    """Return ``board.king(color)`` without python-chess's two calls."""
+    kings = board.kings & board.occupied_co[color] & ~board.promoted
+
+    return kings.bit_length() - 1 if kings else None
 
 
 # A square's symbol by its code: the piece type (1-6) in the low three

@@ -56,6 +56,7 @@ from livegame.actors.game.position import (
     ending_after,
     fen_of,
     is_pseudo_legal,
+    left_in_check,
     plain_san,
 )
 from livegame.errors import (
@@ -559,7 +560,7 @@ class GameState:
         # board after it, that costs less than python-chess's is_legal.
         board.push(move)
         try:
-            if board.was_into_check():
+            if left_in_check(board):
                 raise self._illegal(uci)
             san += check_suffix(board)
             # Only a capture leaves fewer pieces; a promotion swaps one.
