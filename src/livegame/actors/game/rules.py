@@ -48,16 +48,14 @@ from livegame.actors.game.events import (
 )
 from livegame.actors.game.journal import GameHistory
 from livegame.actors.game.messages import ClockView, GameView, MoveResult
+from livegame.actors.game.notation import check_suffix, fen_of, plain_san
 from livegame.actors.game.position import (
     AUTOMATIC_ENDINGS,
     Ending,
-    check_suffix,
     claimable_draw,
     ending_after,
-    fen_of,
     is_pseudo_legal,
     left_in_check,
-    plain_san,
 )
 from livegame.errors import (
     BadRequest,
