@@ -10,12 +10,12 @@ changes a game. Replaying a journal takes the same path, so a rebuilt game
 cannot drift from the live one.
 
 Deciding a move means making it: :meth:`GameState.play` pushes the move to
-find its SAN, ending and FEN, and leaves it on the board for the event it
-returns. :meth:`GameState.apply` of that very event object then finishes the
-move without making it again; any other read of the board or any other event
-first takes the move back, so the state still looks untouched until the
-event is applied. Events from elsewhere (a journal being replayed) always
-take the full path.
+see that it leaves its own king safe and to find its check, ending and FEN,
+and leaves it on the board for the event it returns. :meth:`GameState.apply`
+of that very event object then finishes the move without making it again;
+any other read of the board or any other event first takes the move back, so
+the state still looks untouched until the event is applied. Events from
+elsewhere (a journal being replayed) always take the full path.
 
 After every move the core looks for the endings that need no claim:
 checkmate, stalemate, insufficient material, fivefold repetition and the
