@@ -422,6 +422,23 @@ async def test_only_an_earlier_deadline_arms_the_flag_timer_again(
         assert armed == [10.001, 9.001, 2.001]
 
 
+async def test_a_flag_timer_that_was_lost_is_armed_again_by_the_next_move() -> None:
+    journal = InMemoryJournal()
+    await new_game(journal, initial_ms=10_000)
+    now = [0]
+
+    async with running_node(journal, now_ms=lambda: now[0]) as node:
+        await play_line(node, "g1", ["e2e4", "e7e5"])
+        timers = node.system.cell("/user/games/g1").timers
+        # As if the timer had fired into a full mailbox: no CheckFlag comes.
+        timers.cancel("flag")
+
+        now[0] = 1_000
+        await node.ask("g1", PlayMove(WHITE, "g1f3", 2))
+
+        assert "flag" in timers
+
+
 async def test_a_flag_timer_that_fires_early_still_ends_the_game_on_time() -> None:
     journal = InMemoryJournal()
     await new_game(journal, initial_ms=300)

@@ -305,13 +305,15 @@ class GameActor(Actor[GameMessage | CheckFlag]):
             return
         # A timer armed for an earlier deadline stays: it fires early, and
         # CheckFlag arms it again. Most moves push the deadline later, so
-        # most moves leave the timer alone.
-        if armed is not None and armed <= deadline:
+        # most moves leave the timer alone. One that has fired is armed
+        # again, in case its CheckFlag found the mailbox full.
+        timers = self.context.timers
+        if armed is not None and armed <= deadline and _FLAG_TIMER in timers:
             return
 
         self._armed_ms = deadline
         delay_ms = max(0, deadline - now_ms) + _FLAG_MARGIN_MS
-        self.context.timers.start_once(_FLAG_TIMER, delay_ms / 1000, CheckFlag())
+        timers.start_once(_FLAG_TIMER, delay_ms / 1000, CheckFlag())
 
     def _log_end(self, ended: GameEnded) -> None:
         count_game_end(ended.status)
