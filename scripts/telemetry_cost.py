@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +57,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from livegame.app.embedded import free_port
+from livegame.app.loadgen import wait_ready
 from livegame.app.services import local_services
 
 SETTINGS: dict[str, dict[str, str]] = {
@@ -170,7 +170,7 @@ def node(env: dict[str, str], log: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(http, process, log)
+        wait_ready(http, process, log)
         yield http
     finally:
         # SIGTERM drains the node, flushing the spans it still holds.
@@ -180,22 +180,6 @@ def node(env: dict[str, str], log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_ready(http: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the node exited; see {log}")
-        try:
-            with urllib.request.urlopen(f"{http}/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-
-    raise SystemExit(f"the node was not ready within 60 s; see {log}")
 
 
 def measure(

@@ -291,7 +291,7 @@ def _own_node(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(f"http://127.0.0.1:{http_port}", process, folder / "node.log")
+            wait_ready(f"http://127.0.0.1:{http_port}", process, folder / "node.log")
             yield (
                 f"http://127.0.0.1:{http_port}",
                 f"ws://127.0.0.1:{ws_port}/ws",
@@ -303,7 +303,8 @@ def _own_node(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
             log.close()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once the node at ``url`` answers /ready; exit if it dies or stalls."""
     import urllib.request
 
     deadline = time.monotonic() + 60
