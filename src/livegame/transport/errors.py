@@ -12,7 +12,6 @@ keeps the root's ``.code``, ``.status`` and ``.to_dict()``.
     * :class:`TooManySubscriptions` - one connection watches too many games
 * :class:`~livegame.errors.LiveGameError`
     * :class:`RouteNotFound` (404) - no route matches the path
-    * :class:`ActorNotFound` (404) - the admin API knows no actor at a path
     * :class:`MethodNotAllowed` (405)
     * :class:`NotReady` (503) - a dependency is down
     * :class:`UnexpectedReply` (500) - a reply the protocol does not allow
@@ -48,11 +47,6 @@ class TooManySubscriptions(BadRequest):
 
 class RouteNotFound(LiveGameError):
     code = "not_found"
-    status = 404
-
-
-class ActorNotFound(LiveGameError):
-    code = "actor_not_found"
     status = 404
 
 

@@ -14,10 +14,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from livegame.actors.errors import ActorNotFound
 from livegame.transport.access import check_admin
 from livegame.transport.auth import Principal
 from livegame.transport.codec import encode
-from livegame.transport.errors import ActorNotFound, NotReady
+from livegame.transport.errors import NotReady
 from livegame.transport.http_common import Gate, json_response
 from livegame.transport.openapi import openapi_document
 from livegame.transport.service import CheckResult, GameService
