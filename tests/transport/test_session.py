@@ -8,7 +8,12 @@ import orjson
 import pytest
 from transport_fakes import FakeGames
 
-from livegame.actors.game.events import DrawDeclined, DrawOffered, MovePlayed
+from livegame.actors.game.events import (
+    DrawDeclined,
+    DrawOffered,
+    GameEnded,
+    MovePlayed,
+)
 from livegame.actors.game.messages import Subscribed
 from livegame.errors import GameNotFound
 from livegame.transport import RateLimit
@@ -232,6 +237,52 @@ def test_a_connection_watches_a_bounded_number_of_games():
         session.begin_subscribe("g3")
 
     assert session.games == ("g1", "g2")
+
+
+def test_an_ended_game_frees_its_slot_after_the_end_frame():
+    session = make_session(max_subscriptions=1)
+    session.begin_subscribe("g1")
+    session.subscribed("g1", subscribed_at(1), rid=None)
+    session.deliver(move(seq=2, ply=1))
+    session.deliver(
+        GameEnded("g1", 3, 1, "resign", "white", "resignation", None, None, 0)
+    )
+
+    assert [f["type"] for f in sent(session)] == ["state", "move", "end"]
+    assert session.games == ()
+    assert session.take_finished() == ["g1"]
+    assert session.take_finished() == []
+    session.begin_subscribe("g2")
+    assert session.games == ("g2",)
+
+
+def test_subscribing_to_a_game_already_over_sends_its_state_and_lets_go():
+    session = make_session()
+    session.begin_subscribe("g1")
+    view = FakeGames().new_game().view()
+    over = dataclasses.replace(view, seq=4, status="mate", winner="white")
+
+    session.subscribed("g1", Subscribed(over, ()), rid="s1")
+
+    [state] = sent(session)
+    assert (state["type"], state["game"]["status"]) == ("state", "mate")
+    assert session.games == ()
+    assert session.take_finished() == ["g1"]
+
+
+def test_an_unsubscribe_forgets_the_game_and_its_later_events():
+    session = make_session()
+    session.begin_subscribe("g1")
+    session.subscribed("g1", subscribed_at(1), rid=None)
+    sent(session)
+
+    assert session.unsubscribe("g1") is True
+    assert session.unsubscribe("g1") is False
+    session.deliver(move(seq=2, ply=1))
+
+    assert sent(session) == []
+    assert session.games == ()
+    assert session.take_finished() == []
 
 
 def test_a_failed_subscribe_forgets_the_game_and_reports_the_error():

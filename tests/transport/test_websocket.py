@@ -11,7 +11,7 @@ from transport_fakes import RecordingObserver, running_websocket, token_for
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 
-from livegame.actors.game.messages import PlayMove
+from livegame.actors.game.messages import PlayMove, Resign
 from livegame.transport import RateLimit, WebSocketConfig
 
 pytestmark = pytest.mark.anyio
@@ -226,6 +226,51 @@ async def test_a_closed_connection_unsubscribes_from_its_games(url, games, obser
 
     assert game.subscribers == []
     assert observer.closed_codes == [1000]
+
+
+async def test_an_unsubscribe_is_acked_and_stops_the_events(url, games):
+    game = games.new_game()
+    async with connect(as_user(url, "carol")) as carol:
+        await send(carol, {"type": "subscribe", "game": game.id})
+        await recv(carol)
+        await send(carol, {"type": "unsubscribe", "game": game.id, "rid": "u1"})
+        ack = await recv(carol)
+        again = {"type": "unsubscribe", "game": game.id, "rid": "u2"}
+        await send(carol, again)
+        second = await recv(carol)
+        await games.ask(game.id, _move("alice", "e2e4", 0), 1)
+        await send(carol, {"type": "ping", "rid": "p"})
+        after = await recv(carol)
+
+    assert ack == {
+        "type": "ack",
+        "rid": "u1",
+        "game": game.id,
+        "result": {"unsubscribed": True},
+    }
+    assert second["result"] == {"unsubscribed": False}
+    assert game.subscribers == []
+    assert after == {"type": "pong", "rid": "p"}
+
+
+async def test_a_game_that_ends_releases_its_watchers_and_their_slots(games):
+    config = WebSocketConfig(max_subscriptions=1)
+    async with running_websocket(games, config, RecordingObserver()) as url:
+        game, next_game = games.new_game(), games.new_game()
+        async with connect(as_user(url, "carol")) as carol:
+            await send(carol, {"type": "subscribe", "game": game.id})
+            await recv(carol)
+            await games.ask(game.id, Resign("alice"), 1)
+            end = await recv(carol)
+            with anyio.fail_after(DEADLINE):
+                while game.subscribers:
+                    await anyio.sleep(0.01)
+            await send(carol, {"type": "subscribe", "game": next_game.id})
+            state = await recv(carol)
+
+    assert end["type"] == "end"
+    assert state["type"] == "state"
+    assert state["game"]["id"] == next_game.id
 
 
 # Moves and actions.

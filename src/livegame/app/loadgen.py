@@ -104,6 +104,21 @@ class Player:
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
+        try:
+            await self._dispatch()
+        finally:
+            # A socket the server closed fails every waiter at once, with
+            # the close code, instead of leaving them to time out.
+            closed = ConnectionError(f"socket closed: {self.socket.close_code}")
+            waiters: list[asyncio.Future[Any]] = [
+                *self.acks.values(),
+                *self.moves.values(),
+            ]
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(closed)
+
+    async def _dispatch(self) -> None:
         async for raw in self.socket:
             frame = orjson.loads(raw)
             kind = frame.get("type")
@@ -162,7 +177,9 @@ class Load:
             self.figures.measuring = True
             measured_from = time.perf_counter()
             await asyncio.gather(*tasks)
-            self.measured = time.perf_counter() - measured_from
+            # Moves count when acked before the deadline, whenever the last
+            # seat notices it.
+            self.measured = min(time.perf_counter(), self.deadline) - measured_from
 
         return self.figures
 
@@ -191,6 +208,21 @@ class Load:
                 if game_id is None:
                     continue
                 await self.play(game_id, players, record)
+                # A record may stop short of the end (a resignation, say):
+                # free the socket's slot for the next game.
+                for player in players:
+                    await asyncio.wait_for(
+                        await player.send(
+                            {"type": "unsubscribe", "game": game_id, "rid": "u"}
+                        ),
+                        30,
+                    )
+        except (ConnectionError, websockets.ConnectionClosed) as error:
+            print(f"seat {seat}: {error}", file=sys.stderr)
+            self.figures.error("socket_closed")
+        except TimeoutError:
+            print(f"seat {seat}: no reply within 30 s", file=sys.stderr)
+            self.figures.error("no_reply")
         finally:
             for player in players:
                 await player.close()
@@ -228,7 +260,11 @@ class Load:
             ack = await player.send(
                 {"type": "subscribe", "game": game_id, "since": 0, "rid": "s"}
             )
-            await ack
+            reply = await asyncio.wait_for(ack, 30)
+            if reply.get("type") == "error":
+                print(f"game {game_id}: subscribe refused: {reply}", file=sys.stderr)
+                self.figures.error(reply["error"]["code"])
+                return
         for ply, uci in enumerate(record):
             if time.perf_counter() >= self.deadline:
                 return
@@ -254,7 +290,12 @@ class Load:
                 self.figures.error(reply["error"]["code"])
                 watcher.moves.pop(ply + 1, None)
                 return
-            seen_at = await asyncio.wait_for(seen, 30)
+            try:
+                seen_at = await asyncio.wait_for(seen, 30)
+            except TimeoutError:
+                print(f"game {game_id}: ply {ply + 1} unseen", file=sys.stderr)
+                self.figures.error("move_unseen")
+                return
             if self.figures.measuring and acked < self.deadline:
                 self.figures.moves += 1
                 self.figures.ack.append(acked - t0)

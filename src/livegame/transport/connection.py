@@ -37,6 +37,7 @@ from livegame.transport.inbound import (
     MoveFrame,
     PingFrame,
     SubscribeFrame,
+    UnsubscribeFrame,
 )
 from livegame.transport.observer import TransportObserver
 from livegame.transport.outbound import ack_frame, game_json, move_result_json
@@ -178,6 +179,8 @@ class Connection:
                 await self._wake.wait()
                 self._wake.clear()
                 await self._flush()
+                for game_id in self.session.take_finished():
+                    await self._unsubscribe(game_id)
 
     async def _flush(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -218,6 +221,12 @@ class Connection:
             self.session.pong(frame.rid)
         elif isinstance(frame, SubscribeFrame):
             await self._subscribe(frame)
+        elif isinstance(frame, UnsubscribeFrame):
+            watched = self.session.unsubscribe(frame.game)
+            if watched:
+                await self._unsubscribe(frame.game)
+            result = {"unsubscribed": watched}
+            self.session.reply(ack_frame(frame.game, frame.rid, result))
         elif isinstance(frame, MoveFrame):
             await self._move(frame)
         else:
@@ -256,7 +265,7 @@ class Connection:
         return await ask_for(self._service, game_id, command, reply, self._ask_timeout)
 
     async def _unsubscribe_all(self) -> None:
-        for game_id in self.session.games:
+        for game_id in (*self.session.games, *self.session.take_finished()):
             await self._unsubscribe(game_id)
 
     async def _unsubscribe(self, game_id: str) -> None:

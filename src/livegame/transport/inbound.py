@@ -78,6 +78,12 @@ class SubscribeFrame:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsubscribeFrame:
+    game: str
+    rid: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class MoveFrame:
     game: str
     move: MoveBody
@@ -98,7 +104,7 @@ class PingFrame:
     rid: str | None
 
 
-ClientFrame = SubscribeFrame | MoveFrame | ActionFrame | PingFrame
+ClientFrame = SubscribeFrame | UnsubscribeFrame | MoveFrame | ActionFrame | PingFrame
 
 
 def parse_create_game(raw: bytes) -> CreateGameBody:
@@ -157,6 +163,10 @@ def parse_frame(raw: str) -> ClientFrame:
         reject_unknown(frame, frozenset({"type", "rid", "game", "since"}), kind)
         since = read_optional_int(frame, "since", low=0, high=MAX_PLY)
         return SubscribeFrame(_game(frame), since, rid)
+
+    if kind == "unsubscribe":
+        reject_unknown(frame, frozenset({"type", "rid", "game"}), kind)
+        return UnsubscribeFrame(_game(frame), rid)
 
     if kind == "move":
         allowed = frozenset({"type", "rid", "game", "uci", "ply"})

@@ -13,6 +13,11 @@ must follow each other ply by ply: a missing ply means a move was lost on the
 way, so the session asks for a close and the client resumes from the last ply
 it saw. Other events may be skipped upstream (a restarted game re-sends only
 moves and the ending), so a gap in ``seq`` alone is no reason to close.
+
+A game that has ended sends nothing more, so its watch ends with the ``end``
+frame (or with the ``state`` of a game already over): the slot is free for
+the next game, and :meth:`Session.take_finished` names the games to
+unsubscribe from upstream.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from livegame.actors.game.events import GameEvent, MovePlayed
+from livegame.actors.game.events import GameEnded, GameEvent, MovePlayed
 from livegame.actors.game.messages import Subscribed
 from livegame.errors import LiveGameError, RateLimited
 from livegame.transport.codec import encode
@@ -90,6 +95,8 @@ class Session:
         self._flood_strikes = flood_strikes
         self._max_subscriptions = max_subscriptions
         self._watches: dict[str, _Watch] = {}
+        # Games whose watch ended here, still to be unsubscribed upstream.
+        self._finished: list[str] = []
         # Told the code of every error frame, e.g. to count rejected frames.
         self._on_refusal = on_refusal
         self.close_request: CloseRequest | None = None
@@ -186,6 +193,21 @@ class Session:
         held, watch.held = watch.held, []
         for event in held:
             self.deliver(event)
+        if reply.view.status != "started" and self._watches.get(game_id) is watch:
+            self._finish(game_id)
+
+    def unsubscribe(self, game_id: str) -> bool:
+        """Stop watching a game; return whether it was watched."""
+        return self._watches.pop(game_id, None) is not None
+
+    def take_finished(self) -> list[str]:
+        """Return the games whose watch ended by itself since the last call."""
+        finished, self._finished = self._finished, []
+        return finished
+
+    def _finish(self, game_id: str) -> None:
+        del self._watches[game_id]
+        self._finished.append(game_id)
 
     def subscribe_failed(
         self, game_id: str, error: LiveGameError, rid: str | None
@@ -217,6 +239,8 @@ class Session:
         frame = event_frame(event)
         if frame is not None:
             self._send(frame)
+        if isinstance(event, GameEnded):
+            self._finish(event.game_id)
 
     def _hold(self, watch: _Watch, event: GameEvent) -> None:
         if len(watch.held) >= self._capacity:

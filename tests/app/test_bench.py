@@ -1,0 +1,41 @@
+"""``livegame bench``: the load generator against a real node."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from node_helpers import AUTH_SECRET, http_base, ws_url
+
+from livegame.app.config import Settings
+from livegame.app.loadgen import Load, add_arguments
+from livegame.app.node import open_node
+
+pytestmark = pytest.mark.anyio
+
+
+def bench_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize("rate", [0, 40])
+async def test_the_load_generator_plays_real_games_and_times_every_move(
+    node_env, rate
+):
+    node_env.update(WS_RATE="1000", USER_RATE="1000")
+    args = bench_args(
+        "--games", "3", "--duration", "2", "--warmup", "0.5", "--rate", str(rate)
+    )
+    async with open_node(Settings.from_env(node_env)) as node:
+        load = Load(args, http_base(node.settings), ws_url(node.settings), AUTH_SECRET)
+        figures = await load.run()
+
+    assert figures.errors == {}
+    assert figures.moves > 0
+    assert len(figures.ack) == len(figures.seen) == figures.moves
+    assert all(seen > 0 and ack > 0 for ack, seen in zip(figures.ack, figures.seen))
+    if rate:
+        # Paced: no more than offered, give or take a send in flight per game.
+        assert figures.moves <= rate * load.measured + args.games
