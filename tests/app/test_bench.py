@@ -21,9 +21,7 @@ def bench_args(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize("rate", [0, 40])
-async def test_the_load_generator_plays_real_games_and_times_every_move(
-    node_env, rate
-):
+async def test_the_load_generator_plays_real_games_and_times_every_move(node_env, rate):
     node_env.update(WS_RATE="1000", USER_RATE="1000")
     args = bench_args(
         "--games", "3", "--duration", "2", "--warmup", "0.5", "--rate", str(rate)
@@ -35,7 +33,8 @@ async def test_the_load_generator_plays_real_games_and_times_every_move(
     assert figures.errors == {}
     assert figures.moves > 0
     assert len(figures.ack) == len(figures.seen) == figures.moves
-    assert all(seen > 0 and ack > 0 for ack, seen in zip(figures.ack, figures.seen))
+    assert min(figures.ack) > 0
+    assert min(figures.seen) > 0
     if rate:
         # Paced: no more than offered, give or take a send in flight per game.
         assert figures.moves <= rate * load.measured + args.games

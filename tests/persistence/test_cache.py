@@ -47,6 +47,25 @@ async def test_the_newest_board_of_a_game_wins(
     assert (cached.ply, cached.seq) == (1, 2)
 
 
+async def test_a_batch_larger_than_a_script_call_is_written_whole_with_a_ttl(
+    redis_client: redis.asyncio.Redis, redis_prefix: str
+) -> None:
+    cache = BoardCache(redis_client, prefix=redis_prefix, ttl_seconds=120)
+    boards = {f"g{i}": initial_state(created(f"g{i}")) for i in range(600)}
+
+    await cache.write(boards)
+
+    assert [await cache.read(game) for game in ("g0", "g299", "g599")] == [
+        boards["g0"],
+        boards["g299"],
+        boards["g599"],
+    ]
+    keys = [f"{redis_prefix}board:g{i}" for i in range(600)]
+    assert await redis_client.exists(*keys) == 600
+    ttl = await redis_client.ttl(f"{redis_prefix}board:g599")
+    assert 0 < ttl <= 120
+
+
 async def test_a_failed_write_is_counted_and_does_not_raise() -> None:
     client = redis.asyncio.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
     cache = BoardCache(client, prefix="x:")

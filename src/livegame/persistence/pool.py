@@ -33,7 +33,20 @@ async def create_pool(
             max_size=max_size,
             command_timeout=command_timeout,
             statement_cache_size=_STATEMENT_CACHE_SIZE,
+            reset=_keep_session,
         )
     assert pool is not None  # create_pool returns None only when not awaited
 
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """
+    Hand a connection back to the pool as it is.
+
+    asyncpg's default reset is a query per release (closing cursors,
+    unlistening, resetting settings, releasing advisory locks), a round trip
+    for state that connections of this pool never take: their locks and
+    listeners live on connections of their own (the relay's, the
+    migrator's). An open transaction is still rolled back by the pool.
+    """
