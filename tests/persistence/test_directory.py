@@ -78,6 +78,30 @@ async def test_a_game_of_a_node_whose_lease_expired_is_claimed_with_a_new_epoch(
     assert await b.dead_nodes() == ["a"]
 
 
+async def test_nodes_are_found_without_scanning_and_forgotten_once_empty(
+    redis_client: redis.asyncio.Redis, redis_prefix: str
+) -> None:
+    a = directory(redis_client, redis_prefix, "a")
+    b = directory(redis_client, redis_prefix, "b")
+    c = directory(redis_client, redis_prefix, "c")
+    for node in (a, b, c):
+        await node.renew_lease()
+    await a.claim("g1")
+    await c.drop_lease()
+    await a.drop_lease()
+
+    assert [n.node_id for n in await b.nodes()] == ["b"]
+    assert await b.dead_nodes() == ["a"]
+    registry = f"{redis_prefix}nodes"
+    # c left no games behind: it is forgotten; a waits for adoption.
+    assert await redis_client.smembers(registry) == {b"a", b"b"}
+    await b.forget_node("a")
+    assert await b.dead_nodes() == []
+    assert await redis_client.smembers(registry) == {b"b"}
+    await c.renew_lease()
+    assert [n.node_id for n in await b.nodes()] == ["b", "c"]
+
+
 async def test_release_keeps_the_epoch_growing(
     redis_client: redis.asyncio.Redis, redis_prefix: str
 ) -> None:

@@ -11,6 +11,8 @@ owner's epoch is higher than every earlier one.
 Keys, under the configured prefix::
 
     node:<node>          the lease: JSON {node, http, ws, started_ms}, with a TTL
+    nodes                set of the nodes that have held a lease (live or
+                         dead), so nobody scans the keyspace to find them
     owner:<game>         hash {node, incarnation, epoch}
     games:<node>         set of the games a node has claimed
 """
@@ -147,6 +149,10 @@ class RedisDirectory:
     def _games_key(self, node_id: str) -> str:
         return f"{self._prefix}games:{node_id}"
 
+    @property
+    def _nodes_key(self) -> str:
+        return f"{self._prefix}nodes"
+
     # Leases.
 
     async def renew_lease(self) -> None:
@@ -159,10 +165,12 @@ class RedisDirectory:
                 "started_ms": self._started_ms,
             }
         )
+        lease = self._lease_key(self.node_id)
         with redis_errors("renew_lease", node=self.node_id):
-            await self._client.set(
-                self._lease_key(self.node_id), value, px=int(self.lease_ttl * 1000)
-            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.set(lease, value, px=int(self.lease_ttl * 1000))
+                pipe.sadd(self._nodes_key, self.node_id)
+                await pipe.execute()
 
     async def drop_lease(self) -> None:
         """Delete this node's lease, so its games are free at once."""
@@ -171,16 +179,18 @@ class RedisDirectory:
 
     async def nodes(self) -> list[NodeInfo]:
         """Return every node holding a lease now."""
-        pattern = self._lease_key("*")
-        found: list[NodeInfo] = []
         with redis_errors("nodes"):
-            async for key in self._client.scan_iter(match=pattern, count=100):
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.get(key)
-                    pipe.pttl(key)
-                    raw, ttl = await pipe.execute()
-                if raw is None:
-                    continue
+            known = sorted(
+                _text(m) for m in await self._client.smembers(self._nodes_key)
+            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node_id in known:
+                    pipe.get(self._lease_key(node_id))
+                    pipe.pttl(self._lease_key(node_id))
+                replies = await pipe.execute()
+        found = []
+        for raw, ttl in zip(replies[::2], replies[1::2], strict=True):
+            if raw is not None:
                 data = orjson.loads(raw)
                 found.append(
                     NodeInfo(
@@ -188,7 +198,7 @@ class RedisDirectory:
                     )
                 )
 
-        return sorted(found, key=lambda n: n.node_id)
+        return found
 
     async def node(self, node_id: str) -> NodeInfo | None:
         """Return a node's lease, or None if it has none (it is presumed dead)."""
@@ -274,22 +284,37 @@ class RedisDirectory:
         return sorted(_text(m) for m in members)
 
     async def forget_node(self, node_id: str) -> None:
-        """Drop a dead node's game set once its games have been claimed elsewhere."""
+        """Drop a dead node once its games have been claimed elsewhere."""
         with redis_errors("forget_node", node=node_id):
-            await self._client.delete(self._games_key(node_id))
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.delete(self._games_key(node_id))
+                # Should it come back, its next renewal adds it again.
+                pipe.srem(self._nodes_key, node_id)
+                await pipe.execute()
 
     async def dead_nodes(self) -> list[str]:
         """Return nodes that still have a games set but no lease."""
-        pattern = self._games_key("*")
-        prefix = self._games_key("")
-        dead = []
         with redis_errors("dead_nodes"):
-            async for key in self._client.scan_iter(match=pattern, count=100):
-                node_id = _text(key)[len(prefix) :]
-                if not await self._client.exists(self._lease_key(node_id)):
-                    dead.append(node_id)
+            known = sorted(
+                _text(m) for m in await self._client.smembers(self._nodes_key)
+            )
+            async with self._client.pipeline(transaction=False) as pipe:
+                for node_id in known:
+                    pipe.exists(self._lease_key(node_id))
+                    pipe.exists(self._games_key(node_id))
+                replies = await pipe.execute()
+            dead: list[str] = []
+            gone: list[str] = []
+            for node_id, lease, games in zip(
+                known, replies[::2], replies[1::2], strict=True
+            ):
+                if not lease:
+                    (dead if games else gone).append(node_id)
+            if gone:
+                # Nodes that left nothing behind; a renewal adds one again.
+                await self._client.srem(self._nodes_key, *gone)
 
-        return sorted(dead)
+        return dead
 
 
 def _text(value: bytes | str) -> str:
