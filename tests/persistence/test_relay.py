@@ -26,7 +26,7 @@ from livegame.errors import StorageError
 from livegame.persistence.committer import GroupCommitter
 from livegame.persistence.journal import PostgresJournal
 from livegame.persistence.kafka import EventProducer, KafkaConfig
-from livegame.persistence.outbox import outbox_backlog
+from livegame.persistence.outbox import OutboxRow, outbox_backlog
 from livegame.persistence.pool import create_pool
 from livegame.persistence.relay import OutboxRelay, RelayConfig
 from livegame.supervisor import Backoff
@@ -340,6 +340,48 @@ async def test_one_relay_leads_and_another_takes_over_when_it_stops(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_rows_beyond_one_record_batch_arrive_whole_and_in_order(
+    kafka_bootstrap: str, kafka_topic: str
+) -> None:
+    """Many rows of a few games fill several batches per partition."""
+    padding = "x" * 400
+    rows = [
+        OutboxRow(
+            id=n,
+            event_id=f"g{n % 3}:{n // 3 + 1}",
+            game_id=f"g{n % 3}",
+            seq=n // 3 + 1,
+            type="move_played",
+            payload=orjson.dumps(
+                {
+                    "event_id": f"g{n % 3}:{n // 3 + 1}",
+                    "game_id": f"g{n % 3}",
+                    "seq": n // 3 + 1,
+                    "padding": padding,
+                }
+            ).decode(),
+        )
+        for n in range(300)
+    ]
+    producer = EventProducer(KafkaConfig(kafka_bootstrap, kafka_topic))
+    await producer.start()
+    try:
+        acknowledged = await producer.publish(rows)
+    finally:
+        await producer.stop()
+
+    assert acknowledged == rows
+    records = await consume_events(
+        kafka_bootstrap, kafka_topic, {row.event_id for row in rows}
+    )
+    assert seqs_by_game(records) == {
+        f"g{game}": list(range(1, 101)) for game in range(3)
+    }
+    assert [h for h in records[0].headers if h[0] == "type"] == [
+        ("type", b"move_played")
+    ]
 
 
 async def test_the_producer_falls_back_when_the_broker_refuses_idempotence(

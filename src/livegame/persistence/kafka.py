@@ -22,12 +22,13 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from livegame.errors import StorageError
@@ -41,6 +42,12 @@ log = structlog.get_logger("livegame.persistence.kafka")
 Idempotence = Literal["auto", "on", "off"]
 
 DEFAULT_TOPIC = "live-game.events"
+
+# Kafka's default partitioner (murmur2 of the key), as the Java client has it.
+_PARTITIONER = DefaultPartitioner()
+
+# Games whose partition is remembered; the memory starts over beyond this.
+_PARTITION_CACHE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,9 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
         # Whether the running producer is idempotent; None before start.
         self.idempotent: bool | None = None
+        # The partition of each recent game, by (game, partition count):
+        # the default partitioner hashes in pure Python.
+        self._partitions: dict[tuple[str, int], int] = {}
 
     def __repr__(self) -> str:
         state = "started" if self._producer else "stopped"
@@ -123,43 +133,55 @@ class EventProducer:
         if self._producer is None:
             raise StorageError("the Kafka producer is not started", backend="kafka")
 
-        sends: list[asyncio.Future[object]] = []
-        refused: list[BaseException] = []
+        batches = _Batches(self._producer, self._config.topic)
+        outcomes: list[object] = [None] * len(rows)
         try:
-            for row in rows:
-                sends.append(await self._send(self._producer, row))
-        except StorageError as exc:
-            # The rows after this one were never handed to the producer.
-            refused = [exc] * (len(rows) - len(sends))
-            for row in rows[len(sends) :]:
-                metrics.record_kafka_publish(row.type, ok=False, seconds=0.0)
-
-        # Wait for every send handed over, so none is left behind in flight.
-        outcomes: list[object] = await asyncio.gather(*sends, return_exceptions=True)
-
-        return _acknowledged(rows, [*outcomes, *refused])
-
-    async def _send(
-        self, producer: AIOKafkaProducer, row: OutboxRow
-    ) -> asyncio.Future[object]:
-        headers = [("event_id", row.event_id.encode()), ("type", row.type.encode())]
-        published = self._publish_span(row, headers)
-        started = time.perf_counter()
-        try:
-            with kafka_errors("send", game_id=row.game_id, seq=row.seq):
-                future: asyncio.Future[object] = await producer.send(
-                    self._config.topic,
-                    value=row.payload.encode(),
-                    key=row.game_id.encode(),
-                    headers=headers,
+            with kafka_errors("metadata", topic=self._config.topic):
+                partitions = sorted(
+                    await self._producer.partitions_for(self._config.topic)
                 )
-        except BaseException as exc:
-            _end_span(published, exc)
-            raise
+            for index, row in enumerate(rows):
+                headers = [
+                    ("event_id", row.event_id.encode()),
+                    ("type", row.type.encode()),
+                ]
+                if (published := self._publish_span(row, headers)) is not None:
+                    batches.spans[index] = published
+                partition = self._partition(row, partitions)
+                await batches.add(index, row, partition, headers)
+            await batches.submit_all()
+        except StorageError as exc:
+            # Rows not handed to the producer fail; those handed over are
+            # still awaited below, so none is left behind in flight.
+            for index in batches.unsent(len(rows)):
+                outcomes[index] = exc
+                metrics.record_kafka_publish(rows[index].type, ok=False, seconds=0.0)
+                _end_span(batches.spans.pop(index, None), exc)
 
-        future.add_done_callback(partial(_record, row.type, started, published))
+        for future, indexes in batches.sent:
+            outcome = (await asyncio.gather(future, return_exceptions=True))[0]
+            seconds = time.perf_counter() - batches.started
+            for index in indexes:
+                outcomes[index] = outcome
+                error = outcome if isinstance(outcome, BaseException) else None
+                metrics.record_kafka_publish(
+                    rows[index].type, ok=error is None, seconds=seconds
+                )
+                _end_span(batches.spans.pop(index, None), error)
 
-        return future
+        return _acknowledged(rows, outcomes)
+
+    def _partition(self, row: OutboxRow, partitions: list[int]) -> int:
+        """The partition of a game's events, as Kafka's default partitioner has it."""
+        key = (row.game_id, len(partitions))
+        partition = self._partitions.get(key)
+        if partition is None:
+            if len(self._partitions) >= _PARTITION_CACHE:
+                self._partitions.clear()
+            partition = _PARTITIONER(row.game_id.encode(), partitions, partitions)
+            self._partitions[key] = partition
+
+        return partition
 
     def _publish_span(
         self, row: OutboxRow, headers: list[tuple[str, bytes]]
@@ -209,17 +231,67 @@ class EventProducer:
         return producer
 
 
-def _record(
-    event_type: str,
-    started: float,
-    published: Span | None,
-    acked: asyncio.Future[object],
-) -> None:
-    error = None if acked.cancelled() else acked.exception()
-    ok = not acked.cancelled() and error is None
-    seconds = time.perf_counter() - started
-    metrics.record_kafka_publish(event_type, ok=ok, seconds=seconds)
-    _end_span(published, error)
+class _Batches:
+    """
+    Rows gathered into one record batch per partition, handed over when full.
+
+    A batch costs the client less than half of what a send per record does.
+    A game's rows share a partition, and its batches are handed over in
+    order, so its rows stay in order.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self.started = time.perf_counter()
+        # Per partition: the batch being filled and the rows in it.
+        self._open: dict[int, tuple[BatchBuilder, list[int]]] = {}
+        # Batches handed over: the future of each and the rows in it.
+        self.sent: list[tuple[asyncio.Future[object], list[int]]] = []
+        # The publish span of each traced row, until the broker answers.
+        self.spans: dict[int, Span] = {}
+
+    async def add(
+        self,
+        index: int,
+        row: OutboxRow,
+        partition: int,
+        headers: list[tuple[str, bytes]],
+    ) -> None:
+        key, value = row.game_id.encode(), row.payload.encode()
+        batch, indexes = self._open.get(partition) or self._new(partition)
+        if batch.append(key=key, value=value, timestamp=None, headers=headers):
+            indexes.append(index)
+            return
+
+        await self._submit(partition)
+        batch, indexes = self._new(partition)
+        # An empty batch takes one record whatever its size.
+        batch.append(key=key, value=value, timestamp=None, headers=headers)
+        indexes.append(index)
+
+    def _new(self, partition: int) -> tuple[BatchBuilder, list[int]]:
+        opened: tuple[BatchBuilder, list[int]] = (self._producer.create_batch(), [])
+        self._open[partition] = opened
+        return opened
+
+    async def _submit(self, partition: int) -> None:
+        batch, indexes = self._open[partition]
+        with kafka_errors("send", partition=partition, rows=len(indexes)):
+            future = await self._producer.send_batch(
+                batch, self._topic, partition=partition
+            )
+        del self._open[partition]
+        self.sent.append((future, indexes))
+
+    async def submit_all(self) -> None:
+        for partition in list(self._open):
+            await self._submit(partition)
+
+    def unsent(self, rows: int) -> list[int]:
+        """The rows of ``rows`` not in a batch handed over."""
+        sent = {index for _, indexes in self.sent for index in indexes}
+        return [index for index in range(rows) if index not in sent]
 
 
 def _end_span(published: Span | None, error: BaseException | None) -> None:

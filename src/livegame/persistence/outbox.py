@@ -53,7 +53,8 @@ async def fetch_unpublished(conn: asyncpg.Connection, limit: int) -> list[Outbox
     with metrics.db_query("outbox_fetch").time(), postgres_errors("outbox_fetch"):
         rows = await conn.fetch(_UNPUBLISHED, limit)
 
-    return [OutboxRow(**dict(row)) for row in rows]
+    # Columns in the order of the fields.
+    return [OutboxRow(*row) for row in rows]
 
 
 async def mark_published(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
