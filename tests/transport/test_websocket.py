@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 from transport_fakes import RecordingObserver, running_websocket, token_for
@@ -429,8 +430,13 @@ async def test_a_slow_consumer_is_closed_with_4008_and_can_resume(url, games):
         await send(carol, {"type": "subscribe", "game": game.id, "since": 1})
         await recv(carol)
 
-        # More events at once than the outbox holds (16 in this module).
-        games.flood(game.id, 40)
+        # Carol reads no more. Frames go straight to the socket until its
+        # buffers fill; then they wait in the outbox (16 in this module), and
+        # one more closes the connection, which leaves the game.
+        with anyio.fail_after(DEADLINE):
+            while game.subscribers:
+                games.flood(game.id, 100)
+                await anyio.lowlevel.checkpoint()
         code = await close_code(carol)
 
     async with connect(as_user(url, "carol")) as carol:

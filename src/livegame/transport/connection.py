@@ -5,8 +5,10 @@ A :class:`Connection` is the :class:`~livegame.actors.game.messages.Subscriber`
 the games deliver to; its :class:`~livegame.transport.session.Session` holds
 all the state, so the connection is only I/O and could become an actor at
 ``/user/connections/<id>``. The reader executes one client request at a time,
-so replies keep request order; the writer drains the session's bounded
-outbox. Point of view for message names: the server's (see :mod:`inbound`
+so replies keep request order. Frames go to the socket as soon as they are
+queued while it takes them without waiting; while it is paused (the client
+reads slowly) they wait in the session's bounded outbox, which the writer
+drains. Point of view for message names: the server's (see :mod:`inbound`
 and :mod:`outbound`).
 """
 
@@ -22,6 +24,7 @@ import structlog
 from opentelemetry.trace import SpanKind
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from livegame.actors.actor import Actor
 from livegame.actors.game.events import GameEvent
@@ -112,9 +115,32 @@ class Connection:
         self._poke()
 
     def _poke(self) -> None:
+        if self.session.close_request is None:
+            if self._write_now() and not self.session.finishing:
+                return
         self._wake.set()
         if self.session.close_request is not None:
             self._closing.set()
+
+    def _write_now(self) -> bool:
+        """
+        Write the queued frames at once if the socket takes them without waiting.
+
+        Most frames go out this way, without waking the writer: only while the
+        socket is paused (the client reads slowly) or not open does the writer
+        take over, and it waits for the socket to drain.
+        """
+        socket = self._socket
+        protocol = socket.protocol
+        if socket.paused or protocol.state is not State.OPEN:
+            return False
+        wrote = False
+        while (frame := self.session.next_frame()) is not None:
+            protocol.send_text(frame)
+            wrote = True
+        if wrote:
+            socket.send_data()
+        return True
 
     async def run(self) -> None:
         """Serve the socket until the client leaves or the session closes it."""

@@ -200,6 +200,11 @@ class Session:
         """Stop watching a game; return whether it was watched."""
         return self._watches.pop(game_id, None) is not None
 
+    @property
+    def finishing(self) -> bool:
+        """Whether some games' watches ended and wait to be unsubscribed."""
+        return bool(self._finished)
+
     def take_finished(self) -> list[str]:
         """Return the games whose watch ended by itself since the last call."""
         finished, self._finished = self._finished, []
