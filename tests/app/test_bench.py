@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 
 import pytest
 from node_helpers import AUTH_SECRET, http_base, ws_url
 
 from livegame.app.config import Settings
-from livegame.app.loadgen import Load, add_arguments
+from livegame.app.loadgen import Load, add_arguments, process_cpu_seconds
 from livegame.app.node import open_node
 
 pytestmark = pytest.mark.anyio
@@ -38,3 +41,18 @@ async def test_the_load_generator_plays_real_games_and_times_every_move(node_env
     if rate:
         # Paced: no more than offered, give or take a send in flight per game.
         assert figures.moves <= rate * load.measured + args.games
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_cpu_time_of_a_process_is_read_from_proc():
+    before = process_cpu_seconds(os.getpid())
+    spin_until = time.process_time() + 0.05
+    while time.process_time() < spin_until:
+        pass
+    after = process_cpu_seconds(os.getpid())
+
+    assert before is not None
+    assert after is not None
+    assert after - before >= 0.03
+    assert process_cpu_seconds(None) is None
+    assert process_cpu_seconds(2**22 + 12345) is None

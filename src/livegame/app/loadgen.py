@@ -71,6 +71,8 @@ class Figures:
     ack: list[float] = field(default_factory=list)
     seen: list[float] = field(default_factory=list)
     create: list[float] = field(default_factory=list)
+    # CPU seconds the node's process used while measuring, if known.
+    server_cpu: float | None = None
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -149,9 +151,18 @@ class Player:
 
 class Load:
     def __init__(
-        self, args: argparse.Namespace, http: str, ws: str, secret: str
+        self,
+        args: argparse.Namespace,
+        http: str,
+        ws: str,
+        secret: str,
+        *,
+        server_pid: int | None = None,
     ) -> None:
         self.args = args
+        # The node's process, when it runs on this machine: its CPU time
+        # over the measured window is part of the report.
+        self.server_pid = server_pid
         self.http = http.rstrip("/")
         self.ws = ws
         self.secret = secret
@@ -176,6 +187,11 @@ class Load:
             await asyncio.sleep(self.args.warmup)
             self.figures.measuring = True
             measured_from = time.perf_counter()
+            cpu_from = process_cpu_seconds(self.server_pid)
+            await asyncio.sleep(max(0.0, self.deadline - time.perf_counter()))
+            cpu_to = process_cpu_seconds(self.server_pid)
+            if cpu_from is not None and cpu_to is not None:
+                self.figures.server_cpu = cpu_to - cpu_from
             await asyncio.gather(*tasks)
             # Moves count when acked before the deadline, whenever the last
             # seat notices it.
@@ -303,7 +319,7 @@ class Load:
 
 
 @contextmanager
-def _own_node(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
+def _own_node(args: argparse.Namespace) -> Iterator[tuple[str, str, str, int]]:
     """Run ``livegame serve`` in a child process, with services as for ``dev``."""
     from livegame.app.services import local_services
 
@@ -337,11 +353,28 @@ def _own_node(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
                 f"http://127.0.0.1:{http_port}",
                 f"ws://127.0.0.1:{ws_port}/ws",
                 secret,
+                process.pid,
             )
         finally:
             process.terminate()
             process.wait(timeout=30)
             log.close()
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU seconds of process ``pid`` so far (Linux only)."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold
+    # spaces: utime and stime are the 14th and 15th fields of the line.
+    fields = stat.rpartition(")")[2].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -377,6 +410,13 @@ def _report(load: Load, figures: Figures) -> None:
     print(f"opponent sees it  {summary_ms(figures.seen)}")
     print(f"game creation     {summary_ms(figures.create)}")
     print(f"errors            {figures.errors or 'none'}")
+    if figures.server_cpu is not None:
+        share = figures.server_cpu / seconds
+        per_move = figures.server_cpu / figures.moves * 1e6 if figures.moves else 0
+        print(
+            f"node CPU          {share:.0%} of a core, {per_move:,.0f} µs per move"
+            " (all its work, creations and publishing included)"
+        )
 
 
 def _run(load: Load) -> Figures:
@@ -398,8 +438,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 0
 
     print("starting a node in a child process ...", flush=True)
-    with _own_node(args) as (http, ws, secret):
-        load = Load(args, http, ws, secret)
+    with _own_node(args) as (http, ws, secret, pid):
+        load = Load(args, http, ws, secret, server_pid=pid)
         _report(load, _run(load))
 
     return 0
