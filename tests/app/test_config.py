@@ -40,6 +40,7 @@ def test_values_from_the_environment_win() -> None:
         ("KAFKA_IDEMPOTENCE", "maybe"),
         ("OTEL_TRACES_SAMPLER_ARG", "2"),
         ("LOG_LEVEL", "LOUD"),
+        ("OUTBOX_RETENTION_SECONDS", "-1"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_name(name: str, value: str) -> None:

@@ -278,7 +278,10 @@ async def test_published_rows_older_than_the_retention_are_deleted(
     own_database: str, kafka_bootstrap: str, kafka_topic: str
 ) -> None:
     pool = await create_pool(own_database, min_size=1, max_size=2)
-    config = RelayConfig(sweep_interval=0.05, retention=timedelta(0), prune_interval=0)
+    # Two rows a statement: three rows take two statements in one round.
+    config = RelayConfig(
+        sweep_interval=0.05, retention=timedelta(0), prune_interval=0, prune_chunk=2
+    )
     relay = OutboxRelay(own_database, KafkaConfig(kafka_bootstrap, kafka_topic), config)
     committer = GroupCommitter(pool, listeners=[relay])
     await committer.start()

@@ -65,6 +65,11 @@ VARIABLES: tuple[Variable, ...] = (
         "GAME_IDLE_SECONDS", "300", "idle seconds before a game actor is passivated"
     ),
     Variable("GAME_MAILBOX", "256", "mailbox capacity of one game actor"),
+    Variable(
+        "OUTBOX_RETENTION_SECONDS",
+        "600",
+        "how long published outbox rows stay before they are deleted",
+    ),
     Variable("LEASE_TTL_SECONDS", "10", "node lease time to live in Redis"),
     Variable("MAX_BODY_BYTES", "16384", "largest HTTP request body"),
     Variable("MAX_FRAME_BYTES", "16384", "largest WebSocket frame"),
@@ -107,6 +112,7 @@ class Settings:
     group_commit_window_ms: float
     game_idle_seconds: float
     game_mailbox: int
+    outbox_retention_seconds: float
     lease_ttl_seconds: float
     max_body_bytes: int
     max_frame_bytes: int
@@ -144,6 +150,8 @@ class Settings:
     def validate(self) -> None:
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.outbox_retention_seconds < 0:
+            raise ConfigError("OUTBOX_RETENTION_SECONDS must not be negative")
         if self.kafka_idempotence not in {"auto", "true", "false"}:
             raise ConfigError("KAFKA_IDEMPOTENCE must be auto, true or false")
         if not 0.0 <= self.otel_traces_sampler_arg <= 1.0:

@@ -25,6 +25,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -202,7 +203,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 topic=settings.kafka_topic,
                 idempotence=_idempotence(settings.kafka_idempotence),
             ),
-            RelayConfig(),
+            RelayConfig(retention=timedelta(seconds=settings.outbox_retention_seconds)),
             listeners=[cache],
             resolve=system.ref,
         )

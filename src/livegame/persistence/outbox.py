@@ -30,8 +30,11 @@ _MARK = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])"
 _BACKLOG = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 
 _PRUNE = """
-DELETE FROM outbox
-WHERE published_at IS NOT NULL AND published_at < now() - $1::interval
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox
+    WHERE published_at IS NOT NULL AND published_at < now() - $1::interval
+    LIMIT $2
+)
 """
 
 
@@ -74,9 +77,11 @@ async def outbox_backlog(db: asyncpg.Pool | asyncpg.Connection) -> int:
     return count
 
 
-async def prune_published(db: asyncpg.Pool | asyncpg.Connection, age: timedelta) -> int:
-    """Delete rows published more than ``age`` ago; return how many went."""
+async def prune_published(
+    db: asyncpg.Pool | asyncpg.Connection, age: timedelta, limit: int
+) -> int:
+    """Delete up to ``limit`` rows published more than ``age`` ago; return how many."""
     with metrics.db_query("outbox_prune").time(), postgres_errors("outbox_prune"):
-        status: str = await db.execute(_PRUNE, age)
+        status: str = await db.execute(_PRUNE, age, limit)
 
     return int(status.rsplit(" ", 1)[-1])

@@ -9,7 +9,8 @@ a time, by holding a session advisory lock on its own connection, so two
 nodes never publish one game's rows side by side. While Kafka is down the
 relay backs off (exponentially, with jitter), marks nothing, and the outbox
 grows; nothing is lost. The leader also deletes rows published longer ago
-than the retention (a day by default), so the outbox does not grow forever.
+than the retention (ten minutes by default), a few seconds' worth at a time,
+so the outbox stays small.
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ class RelayConfig:
     notify_channel: str | None = "livegame_outbox"
     lock_key: int = RELAY_LOCK_KEY
     # Published rows older than this are deleted; None keeps them forever.
-    retention: timedelta | None = timedelta(days=1)
-    # Seconds between deletions of old published rows.
-    prune_interval: float = 60.0
+    retention: timedelta | None = timedelta(minutes=10)
+    # Seconds between deletions of old published rows: often, so that each
+    # deletes a few seconds' worth, not a spike of them.
+    prune_interval: float = 5.0
+    # Rows deleted per statement, and statements per deletion at most.
+    prune_chunk: int = 5_000
+    prune_chunks: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,13 @@ class OutboxRelay:
             return
 
         self._next_prune = now + self._config.prune_interval
-        deleted = await prune_published(conn, retention)
+        chunk = self._config.prune_chunk
+        deleted = 0
+        for _ in range(self._config.prune_chunks):
+            count = await prune_published(conn, retention, chunk)
+            deleted += count
+            if count < chunk:
+                break
         if deleted:
             log.debug("outbox_pruned", rows=deleted)
 
