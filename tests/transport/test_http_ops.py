@@ -128,6 +128,15 @@ async def test_killing_an_unknown_actor_is_404(client, games):
     assert games.killed == []
 
 
+@pytest.mark.parametrize("path", ["/admin/actors//kill", "/admin/actors///kill"])
+async def test_the_root_is_not_killed(client, games, path):
+    response = await client.post(path, headers=ADMIN)
+
+    assert response.status == 409
+    assert (await response.json())["error"]["code"] == "conflict"
+    assert games.killed == []
+
+
 async def test_the_cluster_view_comes_from_the_node(client):
     response = await client.get("/admin/cluster", headers=ADMIN)
 

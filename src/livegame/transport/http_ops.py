@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from livegame.actors.errors import ActorNotFound
+from livegame.errors import Conflict
 from livegame.transport.access import check_admin
 from livegame.transport.auth import Principal
 from livegame.transport.codec import encode
@@ -132,6 +133,9 @@ class AdminRoutes:
     async def kill(self, request: web.Request) -> web.Response:
         principal = await self._admin(request)
         path = _actor_path(request)
+        if path == "/":
+            # The root's failure stops the node: that is SIGTERM's job.
+            raise Conflict("the root actor is not killed; stop the node instead")
         if not await self._service.kill(path):
             raise ActorNotFound(f"no actor at {path}", path=path)
 

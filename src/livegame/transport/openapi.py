@@ -323,9 +323,9 @@ def _ops_paths() -> dict[str, Schema]:
         "/admin/actors/{path}/kill": {
             "parameters": [_ACTOR_PATH],
             "post": _operation(
-                "Kill an actor; its supervisor restores it",
+                "Kill an actor; its supervisor restores it (never the root)",
                 (200, "Killed"),
-                (*_ADMIN, 404, 503),
+                (*_ADMIN, 404, 409, 503),
             ),
         },
         "/admin/cluster": {
