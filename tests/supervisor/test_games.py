@@ -234,6 +234,43 @@ async def test_an_idle_game_is_passivated(
     assert {"event": "game_passivated", "game_id": "g1", "log_level": "debug"} in logs
 
 
+class EndedGameStub(GameStub):
+    """A game whose actor says it has ended."""
+
+    ended = True
+
+
+async def test_an_ended_game_is_passivated_sooner_than_a_live_one(
+    system: ActorSystem,
+) -> None:
+    lobby = Lobby("over", "live")
+    ended = await start_games(
+        system,
+        lobby,
+        game=EndedGameStub,
+        passivate_after=60.0,
+        ended_passivate_after=0.05,
+    )
+    await ended.activate("over")
+
+    await wait_until(lambda: system.find("/user/games/over") is None)
+
+    assert lobby.of("over") == ["start", "stop"]
+
+
+async def test_a_live_game_waits_for_the_full_idle_time(system: ActorSystem) -> None:
+    lobby = Lobby("live")
+    games = await start_games(
+        system, lobby, passivate_after=60.0, ended_passivate_after=0.05
+    )
+    ref = await games.activate("live")
+    swept = system.cell("/user/games").processed
+
+    await wait_until(lambda: system.cell("/user/games").processed >= swept + 3)
+
+    assert games.local("live") is ref
+
+
 async def test_a_passivated_game_comes_back_on_its_next_activation(
     system: ActorSystem,
 ) -> None:

@@ -64,6 +64,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "GAME_IDLE_SECONDS", "300", "idle seconds before a game actor is passivated"
     ),
+    Variable(
+        "GAME_ENDED_IDLE_SECONDS",
+        "30",
+        "idle seconds before the actor of a game that has ended is passivated",
+    ),
     Variable("GAME_MAILBOX", "256", "mailbox capacity of one game actor"),
     Variable(
         "OUTBOX_RETENTION_SECONDS",
@@ -111,6 +116,7 @@ class Settings:
     group_commit_max: int
     group_commit_window_ms: float
     game_idle_seconds: float
+    game_ended_idle_seconds: float
     game_mailbox: int
     outbox_retention_seconds: float
     lease_ttl_seconds: float

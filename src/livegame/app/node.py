@@ -312,6 +312,9 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                                     lambda: GamesSupervisor(
                                         game_actors,
                                         passivate_after=settings.game_idle_seconds,
+                                        ended_passivate_after=(
+                                            settings.game_ended_idle_seconds
+                                        ),
                                         mailbox_capacity=settings.game_mailbox,
                                     ),
                                     capacity=100_000,

@@ -67,6 +67,9 @@ class GamesSupervisor(Supervisor):
     Args:
         game_factory: makes the actor of one game.
         passivate_after: seconds of idleness before a passivatable game stops.
+        ended_passivate_after: the same for a game that has ended (its actor
+            says ``ended``), which nothing but reads can change: sooner, so
+            finished games do not fill the node's memory.
         game_intensity: restart budget of one game; past it the game stops.
         mailbox_capacity: of each game's mailbox.
     """
@@ -76,6 +79,7 @@ class GamesSupervisor(Supervisor):
         game_factory: Callable[[str], Actor[Any]],
         *,
         passivate_after: float = 300.0,
+        ended_passivate_after: float = 30.0,
         game_intensity: Intensity | None = None,
         intensity: Intensity | None = None,
         backoff: Backoff | None = None,
@@ -87,6 +91,7 @@ class GamesSupervisor(Supervisor):
         )
         self._game_factory = game_factory
         self.passivate_after = passivate_after
+        self.ended_passivate_after = min(ended_passivate_after, passivate_after)
         self.game_intensity = game_intensity or Intensity(max_restarts=10, within=60.0)
         self.mailbox_capacity = mailbox_capacity
         self._game_windows: dict[str, RestartWindow] = {}
@@ -101,7 +106,7 @@ class GamesSupervisor(Supervisor):
         self._start_sweeping()
 
     def _start_sweeping(self) -> None:
-        interval = max(self.passivate_after / 4, 0.05)
+        interval = max(self.ended_passivate_after / 4, 0.05)
         self.context.timers.start_periodic("sweep", interval, _Sweep())
 
     async def adopt_dynamic_children(self, error: BaseException) -> None:
@@ -160,10 +165,15 @@ class GamesSupervisor(Supervisor):
         return super().allow_restart(child)
 
     def _passivate_idle(self) -> None:
-        horizon = time.monotonic() - self.passivate_after
+        now = time.monotonic()
+        horizon = now - self.passivate_after
+        ended_horizon = now - self.ended_passivate_after
         for game_id, child in list(self._children.items()):
             cell = child.cell
-            if cell.idle and cell.last_active <= horizon and _passivatable(cell):
+            if not cell.idle or cell.last_active > ended_horizon:
+                continue
+            ended = bool(getattr(cell.instance, "ended", False))
+            if (ended or cell.last_active <= horizon) and _passivatable(cell):
                 log.debug("game_passivated", game_id=game_id)
                 self.stop_child(game_id)
                 self._game_windows.pop(game_id, None)

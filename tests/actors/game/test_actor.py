@@ -566,10 +566,13 @@ async def test_a_game_is_passivatable_only_unwatched_and_with_no_clock_running()
         await node.ask("g1", Unsubscribe(recorder))
         await play_line(node, "g1", ["e2e4", "e7e5"])
         seen.append(actor.passivatable)
+        ended = [actor.ended]
         await node.ask("g1", Resign(WHITE))
         seen.append(actor.passivatable)
+        ended.append(actor.ended)
 
         assert seen == [True, False, False, True]
+        assert ended == [False, True]
         assert repr(actor) == "<GameActor g1 resign ply=2 watchers=0>"
 
 

@@ -168,6 +168,12 @@ class GameActor(Actor[GameMessage | CheckFlag]):
         return self._state
 
     @property
+    def ended(self) -> bool:
+        """Whether the game is over: only reads can reach it any more."""
+        state = self._state
+        return state is not None and state.status != "started"
+
+    @property
     def passivatable(self) -> bool:
         """Whether stopping now loses nothing: nobody watches and no clock runs."""
         state = self._state
