@@ -24,7 +24,9 @@ def bench_args(*argv: str) -> argparse.Namespace:
 
 
 @pytest.mark.parametrize("rate", [0, 40])
-async def test_the_load_generator_plays_real_games_and_times_every_move(node_env, rate):
+async def test_the_load_generator_plays_real_games_and_times_every_move(
+    node_env, postgres, rate
+):
     node_env.update(WS_RATE="1000", USER_RATE="1000")
     args = bench_args(
         "--games", "3", "--duration", "2", "--warmup", "0.5", "--rate", str(rate)
@@ -34,6 +36,11 @@ async def test_the_load_generator_plays_real_games_and_times_every_move(node_env
         figures = await load.run()
 
     assert figures.errors == {}
+    # Every game it started is over: none is left with a clock running.
+    left_running = await postgres.fetchval(
+        "SELECT count(*) FROM games WHERE white ~ '^w[0-9]+$' AND status = 'started'"
+    )
+    assert left_running == 0
     assert figures.moves > 0
     assert len(figures.ack) == len(figures.seen) == figures.moves
     assert min(figures.ack) > 0

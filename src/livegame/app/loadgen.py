@@ -224,8 +224,18 @@ class Load:
                 if game_id is None:
                     continue
                 await self.play(game_id, players, record)
-                # A record may stop short of the end (a resignation, say):
-                # free the socket's slot for the next game.
+                # A record may stop short of the end (a resignation, say), or
+                # the deadline cut it: resign, as a player would, so that no
+                # clock runs on in the node, and free the sockets' slots.
+                resigned = await asyncio.wait_for(
+                    await players[0].send(
+                        {"type": "resign", "game": game_id, "rid": "r"}
+                    ),
+                    30,
+                )
+                refused = resigned.get("error", {}).get("code")
+                if refused not in (None, "game_over"):
+                    self.figures.error(refused)
                 for player in players:
                     await asyncio.wait_for(
                         await player.send(
