@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -38,9 +39,18 @@ SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq
 FROM games WHERE id = $1
 """
 
-_MOVES = """
-SELECT ply, seq, uci, san, fen, white_ms, black_ms, played_at
-FROM game_moves WHERE game_id = $1 ORDER BY ply
+# The row and its moves in one statement: one round trip, one snapshot. The
+# moves come as an array of anonymous records, which asyncpg decodes into
+# tuples of typed values.
+_LOAD = """
+SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
+       initial_ms, increment_ms, white_ms, black_ms, draw_offer, epoch,
+       ended_seq, ended_ply, ended_at, created_at, updated_at,
+       ARRAY(
+           SELECT ROW(ply, seq, uci, san, fen, white_ms, black_ms, played_at)
+           FROM game_moves m WHERE m.game_id = g.id ORDER BY ply
+       ) AS moves
+FROM games g WHERE id = $1
 """
 
 _CLAIM = "UPDATE games SET epoch = $2 WHERE id = $1 AND epoch <= $2 RETURNING id"
@@ -85,19 +95,13 @@ class PostgresJournal:
         await self._write(request)
 
     async def load(self, game_id: str) -> GameHistory | None:
-        # One snapshot for both reads, so the moves match the row.
         timer = metrics.db_query("load_game").time()
         with timer, postgres_errors("load", game_id=game_id):
-            async with (
-                self._pool.acquire() as conn,
-                conn.transaction(isolation="repeatable_read", readonly=True),
-            ):
-                game = await conn.fetchrow(_GAME, game_id)
-                moves = await conn.fetch(_MOVES, game_id) if game else []
+            game = await self._pool.fetchrow(_LOAD, game_id)
 
         if game is None:
             return None
-        return _history(game, moves)
+        return _history(game, game["moves"])
 
     async def board(self, game_id: str) -> BoardState | None:
         """Return the game's latest state from its row, or None if unknown."""
@@ -179,7 +183,7 @@ def _retrieve(done: asyncio.Future[None]) -> None:
         done.exception()
 
 
-def _history(game: asyncpg.Record, moves: list[asyncpg.Record]) -> GameHistory:
+def _history(game: asyncpg.Record, moves: list[tuple[Any, ...]]) -> GameHistory:
     game_id = game["id"]
     created = GameCreated(
         game_id=game_id,
@@ -201,17 +205,18 @@ def _history(game: asyncpg.Record, moves: list[asyncpg.Record]) -> GameHistory:
     )
 
 
-def _move(game_id: str, row: asyncpg.Record) -> MovePlayed:
+def _move(game_id: str, row: tuple[Any, ...]) -> MovePlayed:
+    ply, seq, uci, san, fen, white_ms, black_ms, played_at = row
     return MovePlayed(
         game_id=game_id,
-        seq=row["seq"],
-        ply=row["ply"],
-        uci=row["uci"],
-        san=row["san"],
-        fen=row["fen"],
-        white_ms=row["white_ms"],
-        black_ms=row["black_ms"],
-        at_ms=to_ms(row["played_at"]),
+        seq=seq,
+        ply=ply,
+        uci=uci,
+        san=san,
+        fen=fen,
+        white_ms=white_ms,
+        black_ms=black_ms,
+        at_ms=to_ms(played_at),
     )
 
 
