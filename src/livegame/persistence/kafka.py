@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -133,7 +134,7 @@ class EventProducer:
         if self._producer is None:
             raise StorageError("the Kafka producer is not started", backend="kafka")
 
-        batches = _Batches(self._producer, self._config.topic)
+        batches = _Batches(self._producer, self._config.topic, rows)
         outcomes: list[object] = [None] * len(rows)
         try:
             with kafka_errors("metadata", topic=self._config.topic):
@@ -160,14 +161,8 @@ class EventProducer:
 
         for future, indexes in batches.sent:
             outcome = (await asyncio.gather(future, return_exceptions=True))[0]
-            seconds = time.perf_counter() - batches.started
             for index in indexes:
                 outcomes[index] = outcome
-                error = outcome if isinstance(outcome, BaseException) else None
-                metrics.record_kafka_publish(
-                    rows[index].type, ok=error is None, seconds=seconds
-                )
-                _end_span(batches.spans.pop(index, None), error)
 
         return _acknowledged(rows, outcomes)
 
@@ -240,10 +235,13 @@ class _Batches:
     order, so its rows stay in order.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, rows: Sequence[OutboxRow]
+    ) -> None:
         self._producer = producer
         self._topic = topic
-        self.started = time.perf_counter()
+        self._rows = rows
+        self._started = time.perf_counter()
         # Per partition: the batch being filled and the rows in it.
         self._open: dict[int, tuple[BatchBuilder, list[int]]] = {}
         # Batches handed over: the future of each and the rows in it.
@@ -283,6 +281,16 @@ class _Batches:
             )
         del self._open[partition]
         self.sent.append((future, indexes))
+        future.add_done_callback(partial(self._answered, indexes))
+
+    def _answered(self, indexes: list[int], future: asyncio.Future[object]) -> None:
+        """Count and end the batch's rows at the broker's answer."""
+        error = None if future.cancelled() else future.exception()
+        ok = not future.cancelled() and error is None
+        seconds = time.perf_counter() - self._started
+        for index in indexes:
+            metrics.record_kafka_publish(self._rows[index].type, ok=ok, seconds=seconds)
+            _end_span(self.spans.pop(index, None), error)
 
     async def submit_all(self) -> None:
         for partition in list(self._open):
