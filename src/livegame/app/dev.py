@@ -59,6 +59,10 @@ def _banner(settings: Settings, started: list[str]) -> str:
         "    -H 'Authorization: Bearer <alice token>' \\",
         '    -d \'{"white": "alice", "black": "bob", '
         '"clock": {"initial": 300, "increment": 2}}\'',
+        "then move as white (ply is the number of moves already played):",
+        f"  curl -s -X POST http://{host}:{settings.http_port}/api/games/<id>/moves \\",
+        "    -H 'Authorization: Bearer <alice token>' \\",
+        '    -d \'{"uci": "e2e4", "ply": 0}\'',
         "",
         "Ctrl-C stops the node and the services started here.",
     ]
@@ -84,7 +88,8 @@ def run_dev(
     env.setdefault("DB_POOL_MIN", "2")
     env.setdefault("DB_POOL_MAX", "10")
     with local_services(folder, env) as services:
-        print(f"services under {folder}: {services.started or 'none started'}")
+        started = ", ".join(services.started) or "none"
+        print(f"services started under {folder}: {started}", flush=True)
         settings = Settings.from_env(services.env)
         with contextlib.suppress(KeyboardInterrupt):
             anyio.run(
