@@ -109,6 +109,13 @@ class Overloaded(LiveGameError):
     status = 503
 
 
+class AuthUnavailable(LiveGameError):
+    """The external auth service could not say who the caller is."""
+
+    code = "auth_unavailable"
+    status = 503
+
+
 class StorageError(LiveGameError):
     code = "storage_unavailable"
     status = 503

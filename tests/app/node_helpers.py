@@ -298,10 +298,14 @@ class Watcher:
 
 @asynccontextmanager
 async def watching(
-    ws_url: str, user: str, **connect_options: Any
+    ws_url: str, user: str, *, bearer: str | None = None, **connect_options: Any
 ) -> AsyncIterator[Watcher]:
-    """Connect as ``user``; read frames in the background until the exit."""
-    url = f"{ws_url}?token={token(user)}"
+    """
+    Connect as ``user``; read frames in the background until the exit.
+
+    The token is one of ours for ``user``, or ``bearer`` where given.
+    """
+    url = f"{ws_url}?token={bearer or token(user)}"
     async with connect(url, open_timeout=10, **connect_options) as socket:
         watcher = Watcher(socket, user)
         async with anyio.create_task_group() as tasks:

@@ -50,6 +50,19 @@ VARIABLES: tuple[Variable, ...] = (
         "true or false",
     ),
     Variable("AUTH_SECRET", "", "HS256 secret of player tokens (required by serve)"),
+    Variable(
+        "AUTH_URL",
+        "",
+        "token introspection endpoint (RFC 7662) of an external auth service; "
+        "unset: only tokens signed with AUTH_SECRET",
+    ),
+    Variable("AUTH_CLIENT_TOKEN", "", "bearer token this node shows the auth service"),
+    Variable("AUTH_TIMEOUT_SECONDS", "2", "longest wait for the auth service"),
+    Variable(
+        "AUTH_CACHE_SECONDS",
+        "60",
+        "how long the auth service's answer for a token is reused",
+    ),
     Variable("NODE_ID", "", "this node's id in the cluster (default: host name)"),
     Variable("HOST", "0.0.0.0", "address the HTTP and WebSocket servers bind"),
     Variable("HTTP_PORT", "8080", "HTTP API port"),
@@ -106,6 +119,10 @@ class Settings:
     kafka_topic: str
     kafka_idempotence: str
     auth_secret: str
+    auth_url: str
+    auth_client_token: str
+    auth_timeout_seconds: float
+    auth_cache_seconds: float
     node_id: str
     host: str
     http_port: int
@@ -158,6 +175,12 @@ class Settings:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         if self.outbox_retention_seconds < 0:
             raise ConfigError("OUTBOX_RETENTION_SECONDS must not be negative")
+        if self.auth_url and not self.auth_url.startswith(("http://", "https://")):
+            raise ConfigError("AUTH_URL must be an http:// or https:// URL")
+        if self.auth_timeout_seconds <= 0:
+            raise ConfigError("AUTH_TIMEOUT_SECONDS must be positive")
+        if self.auth_cache_seconds < 0:
+            raise ConfigError("AUTH_CACHE_SECONDS must not be negative")
         if self.kafka_idempotence not in {"auto", "true", "false"}:
             raise ConfigError("KAFKA_IDEMPOTENCE must be auto, true or false")
         if not 0.0 <= self.otel_traces_sampler_arg <= 1.0:

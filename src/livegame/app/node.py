@@ -65,9 +65,12 @@ from livegame.telemetry.observers import TransportMetrics
 from livegame.telemetry.tracing import configure_tracing, shutdown_tracing
 from livegame.transport import (
     BoardView,
+    ChainVerifier,
     HttpConfig,
+    IntrospectionVerifier,
     JwtVerifier,
     RateLimit,
+    TokenVerifier,
     WebSocketConfig,
     build_app,
     serve_websocket,
@@ -336,7 +339,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
         metrics.watch_actors(lambda: ((c.kind, len(c.mailbox)) for c in system.cells()))
         metrics.ACTIVE_GAMES.set_function(service.games.active)
 
-        verifier = JwtVerifier(settings.auth_secret)
+        verifier = await stack.enter_async_context(_verifier(settings))
         observer = TransportMetrics()
         app = build_app(
             service,
@@ -399,6 +402,27 @@ async def _drain(
         with anyio.move_on_after(DRAIN_STEP_TIMEOUT):
             await system.stop_all()
     log.info("node_stopped")
+
+
+@asynccontextmanager
+async def _verifier(settings: Settings) -> AsyncIterator[TokenVerifier]:
+    """Our own tokens; with ``AUTH_URL``, the auth service's as well."""
+    local = JwtVerifier(settings.auth_secret)
+    if not settings.auth_url:
+        yield local
+        return
+
+    remote = IntrospectionVerifier(
+        settings.auth_url,
+        timeout_seconds=settings.auth_timeout_seconds,
+        cache_seconds=settings.auth_cache_seconds,
+        client_token=settings.auth_client_token,
+    )
+    log.info("auth_service_configured", url=settings.auth_url)
+    try:
+        yield ChainVerifier(local, remote)
+    finally:
+        await remote.close()
 
 
 def _idempotence(value: str) -> Any:

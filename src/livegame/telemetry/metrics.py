@@ -371,7 +371,7 @@ def external_call(service: str) -> AbstractContextManager[None]:
     """
     Time a call to another service and record its outcome.
 
-    ``with external_call("auth_api"): ...`` counts ``ok`` when the block
+    ``with external_call("auth-api"): ...`` counts ``ok`` when the block
     returns, ``timeout`` on :class:`TimeoutError` and ``error`` on any other
     exception. A cancelled call is not recorded: it says nothing about the
     service.

@@ -6,7 +6,9 @@ implements (:class:`GameService`, :class:`BoardView`, :data:`CheckResult`),
 the two servers (:func:`build_app` with :func:`start_http`, and
 :func:`serve_websocket`), their configuration, authentication
 (:class:`Principal`, :class:`TokenVerifier`, :class:`JwtVerifier`,
-:func:`mint_token`) and the telemetry hook (:class:`TransportObserver`).
+:func:`mint_token`, and for an external auth service
+:class:`IntrospectionVerifier` behind a :class:`ChainVerifier`) and the
+telemetry hook (:class:`TransportObserver`).
 """
 
 from livegame.transport.auth import (
@@ -19,6 +21,7 @@ from livegame.transport.auth import (
 )
 from livegame.transport.config import HttpConfig, WebSocketConfig
 from livegame.transport.http import build_app, start_http
+from livegame.transport.introspection import ChainVerifier, IntrospectionVerifier
 from livegame.transport.observer import NullObserver, TransportObserver
 from livegame.transport.ratelimit import RateLimit
 from livegame.transport.service import BoardView, CheckResult, GameService
@@ -28,9 +31,11 @@ __all__ = [
     "ADMIN",
     "SERVICE",
     "BoardView",
+    "ChainVerifier",
     "CheckResult",
     "GameService",
     "HttpConfig",
+    "IntrospectionVerifier",
     "JwtVerifier",
     "NullObserver",
     "Principal",

@@ -27,7 +27,7 @@ KNOWN_ROLES: Final = frozenset({ADMIN, SERVICE, NODE})
 _ALGORITHM: Final = "HS256"
 # RFC 7518 wants an HS256 key at least as long as the hash output.
 _MIN_SECRET_BYTES: Final = 32
-_MAX_TOKEN_CHARS: Final = 4096
+MAX_TOKEN_CHARS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ class JwtVerifier:
 
     def verify_nowait(self, token: str) -> Principal:
         """Verify without awaiting: HS256 needs no I/O."""
-        if len(token) > _MAX_TOKEN_CHARS:
+        if len(token) > MAX_TOKEN_CHARS:
             raise Unauthorized("the token is too long")
 
         try:
@@ -129,7 +129,8 @@ class JwtVerifier:
                 options={"require": ["sub", "exp"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("the token has expired") from exc
+            # Ours, and over: no other verifier may take it instead.
+            raise Unauthorized("the token has expired", expired=True) from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized("the token is invalid") from exc
 

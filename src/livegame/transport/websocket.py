@@ -161,7 +161,7 @@ def _refusal(error: LiveGameError) -> Response:
     )
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    elif isinstance(error, Overloaded):
+    elif error.status == 503:
         headers["Retry-After"] = "1"
 
     return Response(status.value, status.phrase, headers, body)
