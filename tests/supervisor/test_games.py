@@ -403,6 +403,26 @@ async def test_a_game_past_its_own_budget_stops_alone(
     assert (spent["game_id"], spent["max_restarts"]) == ("bad", 2)
 
 
+async def test_a_game_crashing_again_and_again_slows_only_its_own_restarts(
+    system: ActorSystem,
+) -> None:
+    # A third restart in a row would wait ten seconds, a first one a millisecond.
+    backoff = Backoff(initial=0.001, multiplier=100.0, maximum=60.0, jitter=0.0)
+    games = await start_games(system, Lobby("bad", "good"), backoff=backoff)
+    bad = await games.activate("bad")
+    good = await games.activate("good")
+    for _ in range(2):
+        with pytest.raises(ActorCrashed):
+            await bad.ask(Crash())
+
+    with pytest.raises(ActorCrashed):
+        await good.ask(Crash())
+
+    with anyio.fail_after(5):
+        assert await good.ask(Echo("back at once")) == "back at once"
+        assert await bad.ask(Echo("back")) == "back"
+
+
 async def test_a_game_stopped_for_its_budget_can_be_activated_again(
     system: ActorSystem,
 ) -> None:

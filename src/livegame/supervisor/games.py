@@ -164,6 +164,11 @@ class GamesSupervisor(Supervisor):
 
         return super().allow_restart(child)
 
+    def restart_delay(self, child: _Child) -> float:
+        # A game's own crashes slow its restarts; another game's do not.
+        window = self._game_windows.get(child.spec.name)
+        return self.backoff.delay(len(window) if window is not None else 1)
+
     def _passivate_idle(self) -> None:
         now = time.monotonic()
         horizon = now - self.passivate_after

@@ -261,7 +261,7 @@ class Supervisor(Actor[Any]):
         if not self.allow_restart(child):
             return
 
-        delay = self.backoff.delay(len(self._window))
+        delay = self.restart_delay(child)
         for sibling in self._restart_set(child):
             cause = (
                 error
@@ -269,6 +269,10 @@ class Supervisor(Actor[Any]):
                 else ActorCrashed(f"restarted with {cell.path}: {error!r}")
             )
             sibling.cell.restart(delay, cause)
+
+    def restart_delay(self, child: _Child) -> float:
+        """Return the wait before restarting ``child``: longer after more restarts."""
+        return self.backoff.delay(len(self._window))
 
     def allow_restart(self, child: _Child) -> bool:
         """Spend one restart from the budget; escalate and refuse when spent."""
