@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from gates import Gate as Gate
+from gates import Hold as Hold
 from livegame.actors import Actor, ActorCell, ActorRef, ActorSystem
 from livegame.errors import BadRequest
 
@@ -40,34 +41,6 @@ class Refuse:
     """Raise a LiveGameError: a refusal."""
 
     reason: str = "not now"
-
-
-class Gate:
-    """Where a Hold message parks the actor until the test opens it."""
-
-    # Every gate made, so a failed test can open them all instead of hanging
-    # on an actor still parked when the system stops.
-    made: ClassVar[weakref.WeakSet[Gate]] = weakref.WeakSet()
-
-    def __init__(self) -> None:
-        self.entered = anyio.Event()
-        self.opened = anyio.Event()
-        Gate.made.add(self)
-
-    def open(self) -> None:
-        self.opened.set()
-
-    @classmethod
-    def open_all(cls) -> None:
-        for gate in list(cls.made):
-            gate.open()
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Park inside receive until the gate opens, then reply "released"."""
-
-    gate: Gate = field(default_factory=Gate)
 
 
 class Journal:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from gates import Gate as Gate
+from gates import Hold as Hold
 from livegame.actors import Actor, ActorRef
 
 # Messages a Child understands.
@@ -34,31 +35,6 @@ class Crash:
 @dataclass(frozen=True)
 class Quit:
     """Stop on purpose: the child ends without a crash."""
-
-
-class Gate:
-    """Where a Hold message parks a child until the test opens it."""
-
-    # Every gate made, so a failed test can open them all instead of hanging.
-    made: ClassVar[weakref.WeakSet[Gate]] = weakref.WeakSet()
-
-    def __init__(self) -> None:
-        self.entered = anyio.Event()
-        self.opened = anyio.Event()
-        Gate.made.add(self)
-
-    def open(self) -> None:
-        self.opened.set()
-
-    @classmethod
-    def open_all(cls) -> None:
-        for gate in list(cls.made):
-            gate.open()
-
-
-@dataclass(frozen=True)
-class Hold:
-    gate: Gate = field(default_factory=Gate)
 
 
 class Tree:
