@@ -41,6 +41,10 @@ def test_values_from_the_environment_win() -> None:
         ("OTEL_TRACES_SAMPLER_ARG", "2"),
         ("LOG_LEVEL", "LOUD"),
         ("OUTBOX_RETENTION_SECONDS", "-1"),
+        ("CORS_ORIGINS", "chess.example.com"),
+        ("CORS_ORIGINS", "https://chess.example.com/play"),
+        ("AUTH_URL", "auth.example.com/introspect"),
+        ("AUTH_TIMEOUT_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_name(name: str, value: str) -> None:
@@ -86,3 +90,13 @@ def test_serve_refuses_to_start_without_a_usable_secret(
 
     assert main(["serve"]) == 2
     assert "32 bytes" in capsys.readouterr().err
+
+
+def test_cors_origins_are_a_comma_separated_list() -> None:
+    settings = Settings.from_env(
+        {"CORS_ORIGINS": " https://chess.example.com/, http://localhost:5173 ,"}
+    )
+
+    assert settings.origins == {"https://chess.example.com", "http://localhost:5173"}
+    assert Settings.from_env({"CORS_ORIGINS": "*"}).origins == {"*"}
+    assert Settings.from_env({}).origins == frozenset()

@@ -84,6 +84,10 @@ async def test_dev_starts_everything_serves_a_game_and_stops_it_all(
 
             async with http.get(f"{base}/ready") as reply:
                 assert reply.status == 200
+            # A front end on its own dev server may call the dev node.
+            page = {"Origin": "http://localhost:5173"}
+            async with http.get(f"{base}/health", headers=page) as reply:
+                assert reply.headers["Access-Control-Allow-Origin"] == "*"
             async with http.post(
                 f"{base}/api/games",
                 json={"white": "alice", "black": "bob"},

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from transport_fakes import FakeGames, RecordingObserver, bearer
 
-from livegame.transport import build_app
+from livegame.transport import HttpConfig, build_app
 
 pytestmark = pytest.mark.anyio
 
@@ -108,3 +108,82 @@ async def test_extra_middlewares_run_inside_the_error_mapper(games, verifier):
 
         assert response.status == 500
         assert (await response.json())["error"]["code"] == "internal_error"
+
+
+# Browsers on other origins (CORS).
+
+PAGE = "https://chess.example.com"
+
+
+@pytest.fixture
+async def cors_client(games, verifier):
+    config = HttpConfig(cors_origins=frozenset({PAGE, "http://localhost:5173"}))
+    async with TestClient(TestServer(build_app(games, verifier, config))) as client:
+        yield client
+
+
+async def test_a_preflight_from_an_allowed_origin_is_answered(cors_client):
+    response = await cors_client.options(
+        "/api/games",
+        headers={
+            "Origin": PAGE,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+    assert response.status == 204
+    assert response.headers["Access-Control-Allow-Origin"] == PAGE
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    allowed = response.headers["Access-Control-Allow-Headers"].lower()
+    assert {"authorization", "content-type"} <= set(allowed.replace(" ", "").split(","))
+    assert "Origin" in response.headers.getall("Vary")
+
+
+async def test_answers_and_refusals_to_an_allowed_origin_are_readable(cors_client):
+    created = await cors_client.post(
+        "/api/games",
+        json={"white": "alice", "black": "bob"},
+        headers=ALICE | {"Origin": PAGE},
+    )
+    refused = await cors_client.get("/api/games/g1", headers={"Origin": PAGE})
+
+    assert created.status == 201
+    assert refused.status == 401
+    for response in (created, refused):
+        assert response.headers["Access-Control-Allow-Origin"] == PAGE
+        exposed = response.headers["Access-Control-Expose-Headers"]
+        assert set(exposed.split(", ")) == {"Retry-After", "X-Request-ID"}
+
+
+async def test_another_origin_gets_no_cors_headers(cors_client):
+    preflight = await cors_client.options(
+        "/api/games",
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+    plain = await cors_client.get("/health", headers={"Origin": "https://evil.example"})
+
+    assert preflight.status == 405
+    for response in (preflight, plain):
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert "Origin" in response.headers.getall("Vary")
+
+
+async def test_any_origin_when_configured_with_a_star(games, verifier):
+    config = HttpConfig(cors_origins=frozenset({"*"}))
+    async with TestClient(TestServer(build_app(games, verifier, config))) as client:
+        response = await client.get("/health", headers={"Origin": "https://a.example"})
+
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_no_cors_headers_unless_configured(client):
+    response = await client.options(
+        "/api/games", headers={"Origin": PAGE, "Access-Control-Request-Method": "POST"}
+    )
+
+    assert response.status == 405
+    assert "Access-Control-Allow-Origin" not in response.headers

@@ -121,6 +121,26 @@ async def test_connections_over_the_limit_are_refused_with_503(games, observer):
     assert refused.value.response.headers["Retry-After"] == "1"
 
 
+async def test_a_browser_on_another_origin_is_refused_when_origins_are_set(
+    games, observer
+):
+    config = WebSocketConfig(allowed_origins=frozenset({"https://chess.example.com"}))
+    async with running_websocket(games, config, observer) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(as_user(url, "alice"), origin="https://evil.example")
+        async with (
+            connect(as_user(url, "alice"), origin="https://chess.example.com") as page,
+            connect(as_user(url, "bob")) as program,
+        ):
+            for ws in (page, program):
+                await send(ws, {"type": "ping", "rid": "p"})
+                assert await recv(ws) == {"type": "pong", "rid": "p"}
+
+    assert refused.value.response.status_code == 403
+    error = orjson.loads(refused.value.response.body)["error"]
+    assert error["code"] == "origin_not_allowed"
+
+
 # Subscribing and resuming.
 
 

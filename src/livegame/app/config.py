@@ -9,6 +9,7 @@ the README's configuration table is made from the same list
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -94,6 +95,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("USER_RATE", "20", "HTTP requests per second per user (burst 2x)"),
     Variable("WS_RATE", "10", "WebSocket frames per second per connection (burst 2x)"),
     Variable("MAX_CONNECTIONS", "10000", "WebSocket connections per node"),
+    Variable(
+        "CORS_ORIGINS",
+        "",
+        "origins (scheme://host[:port], comma separated, or *) whose web pages "
+        "may use the API and the WebSocket from a browser",
+    ),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Variable("DEBUG", "false", "true: human-readable logs and debug checks"),
     Variable(
@@ -142,6 +149,7 @@ class Settings:
     user_rate: float
     ws_rate: float
     max_connections: int
+    cors_origins: str
     log_level: str
     debug: bool
     otel_exporter_otlp_endpoint: str
@@ -170,7 +178,18 @@ class Settings:
 
         return settings
 
+    @property
+    def origins(self) -> frozenset[str]:
+        """The origins of ``CORS_ORIGINS``, without trailing slashes."""
+        parts = (part.strip().rstrip("/") for part in self.cors_origins.split(","))
+        return frozenset(part for part in parts if part)
+
     def validate(self) -> None:
+        for origin in self.origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(
+                    f"CORS_ORIGINS: {origin!r} is not * or scheme://host[:port]"
+                )
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         if self.outbox_retention_seconds < 0:

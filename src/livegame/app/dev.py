@@ -87,6 +87,8 @@ def run_dev(
     env.setdefault("DEBUG", "true")
     env.setdefault("DB_POOL_MIN", "2")
     env.setdefault("DB_POOL_MAX", "10")
+    # A front end on its own dev server (another port) may call this node.
+    env.setdefault("CORS_ORIGINS", "*")
     with local_services(folder, env) as services:
         started = ", ".join(services.started) or "none"
         print(f"services started under {folder}: {started}", flush=True)

@@ -148,6 +148,7 @@ def _http_config(settings: Settings) -> HttpConfig:
         port=settings.http_port,
         max_body_bytes=settings.max_body_bytes,
         user_rate=RateLimit(settings.user_rate, int(settings.user_rate * 2)),
+        cors_origins=settings.origins,
     )
 
 
@@ -158,6 +159,7 @@ def _ws_config(settings: Settings) -> WebSocketConfig:
         max_frame_bytes=settings.max_frame_bytes,
         connection_rate=RateLimit(settings.ws_rate, int(settings.ws_rate * 2)),
         max_connections=settings.max_connections,
+        allowed_origins=settings.origins,
     )
 
 

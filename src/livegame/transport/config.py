@@ -28,6 +28,8 @@ class HttpConfig:
     retry_after_seconds: int = 1
     # Games whose players are remembered for authorization checks.
     players_cache_size: int = 50_000
+    # Web pages of these origins may call the API from a browser ("*": any).
+    cors_origins: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,6 @@ class WebSocketConfig:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 5.0
+    # Browsers on other origins are refused (403); clients that send no
+    # Origin are not browsers and are let in. Empty or "*": any origin.
+    allowed_origins: frozenset[str] = frozenset()

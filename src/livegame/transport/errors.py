@@ -71,3 +71,7 @@ class NotAPlayer(Forbidden):
 
 class AdminOnly(Forbidden):
     code = "admin_only"
+
+
+class OriginNotAllowed(Forbidden):
+    code = "origin_not_allowed"

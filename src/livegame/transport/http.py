@@ -86,6 +86,7 @@ def build_app(
     app = web.Application(
         client_max_size=config.max_body_bytes,
         middlewares=[
+            *([_cors(config.cors_origins)] if config.cors_origins else []),
             _trace,
             _request_id,
             _observe(observer or NullObserver()),
@@ -114,6 +115,53 @@ async def start_http(app: web.Application, host: str, port: int) -> web.AppRunne
     log.info("http_listening", addresses=runner.addresses)
 
     return runner
+
+
+# What a browser's preflight may ask for, and which answer headers its
+# page may read.
+_CORS_PREFLIGHT: Final = {
+    "Access-Control-Allow-Methods": "GET, POST",
+    "Access-Control-Allow-Headers": (
+        f"Authorization, Content-Type, {REQUEST_ID_HEADER}, traceparent, tracestate"
+    ),
+    "Access-Control-Max-Age": "600",
+}
+_CORS_EXPOSED: Final = f"Retry-After, {REQUEST_ID_HEADER}"
+
+
+def _cors(origins: frozenset[str]) -> Middleware:
+    """
+    Let pages of ``origins`` call the API: answer preflights, label answers.
+
+    Outermost, so that refusals carry the headers too and a page can read
+    them. Tokens travel in a header, never a cookie: no credentials mode.
+    """
+    any_origin = "*" in origins
+
+    @web.middleware
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not (any_origin or origin in origins):
+            response = await handler(request)
+            if not any_origin:
+                response.headers.add("Vary", "Origin")
+            return response
+
+        if (
+            request.method == "OPTIONS"
+            and "Access-Control-Request-Method" in request.headers
+        ):
+            response = web.Response(status=204, headers=_CORS_PREFLIGHT)
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
+        response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSED
+        if not any_origin:
+            response.headers.add("Vary", "Origin")
+
+        return response
+
+    return cors
 
 
 @web.middleware

@@ -27,7 +27,7 @@ from livegame.transport.auth import Principal, TokenVerifier, authenticate, bear
 from livegame.transport.codec import encode
 from livegame.transport.config import WebSocketConfig
 from livegame.transport.connection import CLOSE_INTERNAL_ERROR, Connection
-from livegame.transport.errors import RouteNotFound
+from livegame.transport.errors import OriginNotAllowed, RouteNotFound
 from livegame.transport.observer import NullObserver, TransportObserver
 from livegame.transport.service import GameService
 from livegame.transport.session import Session
@@ -72,6 +72,12 @@ class WebSocketEdge:
         try:
             if url.path != self.config.path:
                 raise RouteNotFound(f"WebSocket connections go to {self.config.path}")
+
+            origin = request.headers.get("Origin")
+            allowed = self.config.allowed_origins
+            if origin is not None and allowed and "*" not in allowed:
+                if origin not in allowed:
+                    raise OriginNotAllowed(f"origin {origin[:100]!r} is not allowed")
 
             if len(self.connections) >= self.config.max_connections:
                 raise Overloaded("too many connections; retry later")
