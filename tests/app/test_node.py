@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import anyio
 import asyncpg
+import chess.pgn
 import pytest
 from node_helpers import (
     SCHOLARS_MATE,
@@ -90,6 +93,21 @@ async def test_a_game_played_over_http_reads_the_same_through_every_route(
 
     game = await routes_agree_on_mate(api, game_id)
     assert game["clock"]["increment_ms"] == 1000
+
+    pgn = await api.request("GET", f"/api/games/{game_id}/pgn", user="carol")
+    assert pgn.status == 200
+    assert pgn.headers["Content-Type"].startswith("application/x-chess-pgn")
+    record = chess.pgn.read_game(io.StringIO(pgn.body))
+    assert record is not None
+    assert record.errors == []
+    assert [move.uci() for move in record.mainline_moves()] == SCHOLARS_MATE
+    tags = dict(record.headers)
+    assert (tags["White"], tags["Black"], tags["Result"]) == ("alice", "bob", "1-0")
+    assert (tags["TimeControl"], tags["GameId"]) == ("60+1", game_id)
+    clocks = [node.clock() for node in record.mainline()]
+    assert clocks[0] == 60.0
+    # Sixty seconds and one more for each move: a fast game only gains.
+    assert all(left is not None and 59 < left <= 64 for left in clocks)
 
 
 async def routes_agree_on_mate(api: Api, game_id: str) -> Json:

@@ -117,6 +117,7 @@ class FakeGame:
             created_at_ms=START_MS,
             updated_at_ms=START_MS + self.seq,
             seq=self.seq,
+            initial_ms=None if self.clock is None else self.clock[0] * 1000,
         )
 
 

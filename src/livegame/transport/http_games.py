@@ -42,6 +42,8 @@ from livegame.transport.outbound import (
     move_result_json,
     moves_json,
 )
+from livegame.transport.pgn import MEDIA_TYPE as PGN_MEDIA_TYPE
+from livegame.transport.pgn import game_pgn
 from livegame.transport.service import GameService, ask_for
 
 _Reply = TypeVar("_Reply")
@@ -83,6 +85,7 @@ class GameRoutes:
             web.get("/api/games/{id}", self.game, allow_head=False),
             web.get("/api/games/{id}/board", self.board, allow_head=False),
             web.get("/api/games/{id}/moves", self.moves, allow_head=False),
+            web.get("/api/games/{id}/pgn", self.pgn, allow_head=False),
             web.post("/api/games/{id}/moves", self.play),
             *actions,
         ]
@@ -116,11 +119,27 @@ class GameRoutes:
     async def moves(self, request: web.Request) -> web.Response:
         await self._gate.principal(request)
         game_id = game_id_of(request)
+        moves = await self._moves(game_id)
+
+        return json_response(moves_json(game_id, moves))
+
+    async def _moves(self, game_id: str) -> tuple[MovePlayed, ...]:
         moves = await self._ask(game_id, GetMoves(), tuple)
         if not all(isinstance(move, MovePlayed) for move in moves):
             raise UnexpectedReply("GetMoves must answer MovePlayed events")
 
-        return json_response(moves_json(game_id, moves))
+        return moves
+
+    async def pgn(self, request: web.Request) -> web.Response:
+        await self._gate.principal(request)
+        game_id = game_id_of(request)
+        view = await self._ask(game_id, GetGame(), GameView)
+        moves = await self._moves(game_id)
+        # A move may have come between the two questions: keep to the view.
+        site = f"{request.scheme}://{request.host}/api/games/{game_id}"
+        text = game_pgn(view, moves[: view.ply], site=site)
+
+        return web.Response(text=text, content_type=PGN_MEDIA_TYPE, charset="utf-8")
 
     async def play(self, request: web.Request) -> web.Response:
         principal = await self._gate.principal(request)

@@ -275,6 +275,7 @@ def _paths() -> dict[str, Schema]:
             **game,
             "get": _operation("The board, cheaply", (200, "Board"), _READ),
         },
+        "/api/games/{id}/pgn": {**game, "get": _pgn_operation()},
         "/api/games/{id}/moves": {
             **game,
             "get": _operation("The moves played", (200, "Moves"), _READ),
@@ -292,6 +293,16 @@ def _paths() -> dict[str, Schema]:
     paths.update(_ops_paths())
 
     return paths
+
+
+def _pgn_operation() -> Schema:
+    operation = _operation("The game as PGN", (200, "Game"), _READ)
+    operation["responses"]["200"] = {
+        "description": "The game as PGN, with each mover's clock",
+        "content": {"application/x-chess-pgn": {"schema": {"type": "string"}}},
+    }
+
+    return operation
 
 
 def _ops_paths() -> dict[str, Schema]:

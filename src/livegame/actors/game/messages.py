@@ -50,6 +50,8 @@ class GameView:
     updated_at_ms: int
     # The seq of the last event, so watchers can order views and events.
     seq: int
+    # Each side's time at the start; None for a game without a clock.
+    initial_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -436,6 +436,7 @@ class GameState:
             created_at_ms=self.created.at_ms,
             updated_at_ms=self.updated_at_ms,
             seq=self.seq,
+            initial_ms=self.created.initial_ms,
         )
 
     def move_result(self, ply: int) -> MoveResult:
