@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 
 import anyio
 import asyncpg
@@ -184,3 +185,30 @@ async def plies_in_postgres(postgres: asyncpg.Pool, game_id: str) -> list[int]:
         "SELECT ply FROM game_moves WHERE game_id = $1 ORDER BY ply", game_id
     )
     return [row["ply"] for row in rows]
+
+
+async def test_a_players_games_are_listed_from_postgres_newest_first(
+    api: Api,
+) -> None:
+    player = f"p{secrets.token_hex(4)}"
+    first = await api.create_game(player, "bob")
+    second = await api.create_game(
+        "carol", player, clock={"initial": 60, "increment": 0}
+    )
+    reply = await api.request(
+        "POST", f"/api/games/{first}/moves", user=player, body={"uci": "e2e4", "ply": 0}
+    )
+    assert reply.status == 200
+    reply = await api.request("POST", f"/api/games/{second}/resign", user="carol")
+    assert reply.status == 200
+
+    listed = await api.request("GET", f"/api/games?player={player}", user="dave")
+    live = await api.request("GET", "/api/games?status=started", user=player)
+
+    assert listed.status == 200
+    assert [g["id"] for g in listed.body["games"]] == [second, first]
+    newest, oldest = listed.body["games"]
+    assert (newest["status"], newest["winner"]) == ("resign", "black")
+    assert newest["clock"]["white_ms"] == 60_000
+    assert (oldest["ply"], oldest["turn"], oldest["clock"]) == (1, "black", None)
+    assert [g["id"] for g in live.body["games"]] == [first]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 
 import pytest
-from persistence_helpers import GameScript
+from persistence_helpers import START_MS, GameScript
 
-from livegame.actors.game.events import GameEvent
+from livegame.actors.game.events import GameCreated, GameEvent
 from livegame.actors.game.journal import InMemoryJournal, Journal
 from livegame.errors import Conflict, Fenced, GameNotFound, GameOver
 from livegame.persistence.journal import PostgresJournal
@@ -212,3 +213,36 @@ async def test_board_returns_the_state_after_the_last_event(
 async def play_moves(journal: Journal, game: GameScript, moves: list[str]) -> None:
     for uci in moves:
         await journal.append(game.game_id, 0, [game.move(uci)])
+
+
+# Listing a player's games.
+
+
+async def test_a_players_games_list_newest_first_in_pages(
+    journal: PostgresJournal,
+) -> None:
+    me, rival = f"p-{secrets.token_hex(4)}", f"p-{secrets.token_hex(4)}"
+    made = []
+    for n in range(5):
+        white, black = (me, rival) if n % 2 == 0 else (rival, me)
+        created = GameCreated(f"{me}-{n}", 1, white, black, None, 0, START_MS + n)
+        await journal.create(created)
+        made.append(created.game_id)
+    # A game of others, and one of ours that has ended.
+    await journal.create(GameCreated(f"{rival}-x", 1, rival, "carol", None, 0, 0))
+    ended = GameScript(f"{me}-ended")
+    await journal.create(replace(ended.created(), white=me, at_ms=START_MS + 9))
+    await journal.append(ended.game_id, 1, [ended.end("aborted", None, "aborted")])
+    every = ["started", "mate", "aborted"]
+
+    first = await journal.list_games(me, every, 3)
+    second = await journal.list_games(me, every, 3, before=first[-1].id)
+    started = await journal.list_games(me, ["started"], 10)
+
+    newest_first = [ended.game_id, *reversed(made)]
+    assert [g.id for g in first + second] == newest_first
+    assert [g.id for g in started] == list(reversed(made))
+    assert all(me in (g.white, g.black) for g in first + second)
+    assert first[0].status == "aborted"
+    assert await journal.list_games(me, every, 3, before="no-such-game") == []
+    assert await journal.list_games(f"p-{secrets.token_hex(4)}", every, 3) == []

@@ -433,3 +433,87 @@ async def test_a_user_over_their_rate_gets_429_and_others_do_not(games, verifier
         assert await error_of(limited, 429) == "rate_limited"
         assert int(limited.headers["Retry-After"]) >= 1
         assert other.status == 200
+
+
+# Listing games.
+
+
+async def test_a_player_lists_their_own_games_by_default(client, games):
+    mine = [games.new_game("alice", "bob").id, games.new_game("carol", "alice").id]
+    games.new_game("bob", "carol")
+
+    response = await client.get("/api/games", headers=ALICE)
+
+    assert response.status == 200
+    page = await response.json()
+    assert [g["id"] for g in page["games"]] == list(reversed(mine))
+    assert page["next"] is None
+    first = page["games"][1]
+    assert (first["white"], first["black"], first["status"]) == (
+        "alice",
+        "bob",
+        "started",
+    )
+    assert (first["ply"], first["turn"]) == (0, "white")
+    assert first["clock"]["increment_ms"] == 2000
+
+
+async def test_pages_follow_next_until_there_is_none(client, games):
+    made = [games.new_game("alice", "bob").id for _ in range(5)]
+
+    seen, cursor = [], None
+    while True:
+        query = {"player": "alice", "limit": "2"}
+        if cursor is not None:
+            query["before"] = cursor
+        response = await client.get("/api/games", params=query, headers=CAROL)
+        page = await response.json()
+        seen.extend(g["id"] for g in page["games"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+
+    assert seen == list(reversed(made))
+
+
+async def test_the_status_filter_keeps_started_or_ended_games(client, games):
+    live = games.new_game("alice", "bob")
+    over = games.new_game("alice", "bob")
+    await client.post(f"/api/games/{over.id}/resign", headers=BOB)
+
+    async def listed(status: str) -> list[str]:
+        response = await client.get(f"/api/games?status={status}", headers=ALICE)
+        return [g["id"] for g in (await response.json())["games"]]
+
+    assert await listed("started") == [live.id]
+    assert await listed("ended") == [over.id]
+    assert await listed("resign") == [over.id]
+    assert await listed("mate") == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "limit=-1",
+        "status=finished",
+        "player=" + "x" * 65,
+        "before=../g1",
+        "color=white",
+        "limit=2&limit=3",
+    ],
+)
+async def test_a_bad_list_query_is_refused_with_400(client, games, query):
+    games.new_game("alice", "bob")
+
+    response = await client.get(f"/api/games?{query}", headers=ALICE)
+
+    assert await error_of(response, 400) == "invalid_field"
+
+
+async def test_listing_needs_a_token(client):
+    response = await client.get("/api/games")
+
+    assert await error_of(response, 401) == "unauthorized"

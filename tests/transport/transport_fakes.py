@@ -34,6 +34,7 @@ from livegame.actors.game.messages import (
     ClockView,
     DeclineDraw,
     GameMessage,
+    GameSummary,
     GameView,
     GetGame,
     GetMoves,
@@ -63,6 +64,7 @@ from livegame.transport import (
     mint_token,
     serve_websocket,
 )
+from livegame.transport.service import GamePage, GameQuery
 
 START_MS = 1_700_000_000_000
 
@@ -99,6 +101,25 @@ class FakeGame:
 
     def turn(self) -> Color:
         return "white" if self.board.turn == chess.WHITE else "black"
+
+    def summary(self) -> GameSummary:
+        clock = self.clock_view()
+        return GameSummary(
+            id=self.id,
+            white=self.white,
+            black=self.black,
+            status=self.status,
+            winner=self.winner,
+            reason=self.reason,
+            fen=self.board.fen(),
+            ply=len(self.moves),
+            white_ms=None if clock is None else clock.white_ms,
+            black_ms=None if clock is None else clock.black_ms,
+            initial_ms=None if self.clock is None else self.clock[0] * 1000,
+            increment_ms=0 if clock is None else clock.increment_ms,
+            created_at_ms=START_MS,
+            updated_at_ms=START_MS + self.seq,
+        )
 
     def view(self) -> GameView:
         return GameView(
@@ -193,6 +214,27 @@ class FakeGames:
     async def board(self, game_id: str) -> BoardView:
         self._check_load()
         return BoardView.of(self._game(game_id).view())
+
+    async def list_games(self, query: GameQuery) -> GamePage:
+        """Games in order of creation, newest first: here, by their number."""
+        self._check_load()
+        newest_first = sorted(
+            self.games.values(), key=lambda game: int(game.id[1:]), reverse=True
+        )
+        if query.before is not None:
+            ids = [game.id for game in newest_first]
+            after = ids.index(query.before) + 1 if query.before in ids else len(ids)
+            newest_first = newest_first[after:]
+        found = [
+            game.summary()
+            for game in newest_first
+            if query.player in (game.white, game.black)
+            and (query.statuses is None or game.status in query.statuses)
+        ]
+        page = tuple(found[: query.limit])
+        more = len(found) > query.limit
+
+        return GamePage(page, page[-1].id if more else None)
 
     async def ready(self) -> Mapping[str, CheckResult]:
         return dict(self.checks)

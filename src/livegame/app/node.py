@@ -275,6 +275,7 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
                 "redis": client.ping,
             },
             read_board=read_board,
+            list_games=journal.list_games,
             cluster_info=cluster_info,
         )
 

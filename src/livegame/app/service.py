@@ -12,16 +12,18 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, get_args
 
 import anyio
 import structlog
 
 from livegame.actors import ActorRef, ActorStopped, ActorSystem
+from livegame.actors.game.events import Status
 from livegame.actors.game.journal import Journal
 from livegame.actors.game.messages import (
     GameMessage,
+    GameSummary,
     GameView,
     GetGame,
     MoveResult,
@@ -58,7 +60,13 @@ from livegame.telemetry.tracing import message_context
 from livegame.transport.auth import SERVICE, Principal
 from livegame.transport.connection import Connection, ConnectionActor
 from livegame.transport.peer import WatchFromPeer
-from livegame.transport.service import BoardView, CheckResult, JsonMapping
+from livegame.transport.service import (
+    BoardView,
+    CheckResult,
+    GamePage,
+    GameQuery,
+    JsonMapping,
+)
 
 if TYPE_CHECKING:
     from livegame.app.peers import PeerClient
@@ -82,6 +90,11 @@ _MOVE_RESULTS: dict[str, Any] = {
 # Readiness checks: name -> coroutine raising on failure.
 Check = Callable[[], Awaitable[object]]
 BoardReader = Callable[[str], Awaitable[BoardView | None]]
+# (player, statuses, limit, before) -> that player's games, newest first.
+GameLister = Callable[
+    [str, Collection[str], int, str | None], Awaitable[Sequence[GameSummary]]
+]
+_EVERY_STATUS: frozenset[str] = frozenset(get_args(Status))
 
 
 def new_game_id() -> str:
@@ -118,6 +131,7 @@ class NodeService:
             actor factory.
         checks: readiness checks by name.
         read_board: the cache's board of a game, or None on a miss.
+        list_games: a player's games from storage, newest first.
         cluster_info: what ``GET /admin/cluster`` shows.
         peers: forwards commands to the node serving a game; without it a
             game served elsewhere is not found here.
@@ -133,6 +147,7 @@ class NodeService:
         *,
         checks: Mapping[str, Check],
         read_board: BoardReader,
+        list_games: GameLister,
         cluster_info: Callable[[], Awaitable[JsonMapping]],
         peers: PeerClient | None = None,
         fanout: EventFanout | None = None,
@@ -144,6 +159,7 @@ class NodeService:
         self._epochs = epochs
         self._checks = dict(checks)
         self._read_board = read_board
+        self._list_games = list_games
         self._cluster_info = cluster_info
         self._peers = peers
         self._fanout = fanout
@@ -323,6 +339,19 @@ class NodeService:
         view = await self.ask(game_id, _GET_GAME, _ASK_TIMEOUT)
         assert isinstance(view, GameView)
         return BoardView.of(view)
+
+    async def list_games(self, query: GameQuery) -> GamePage:
+        # One more than asked, to know whether there is a next page.
+        found = await self._list_games(
+            query.player,
+            query.statuses or _EVERY_STATUS,
+            query.limit + 1,
+            query.before,
+        )
+        games = tuple(found[: query.limit])
+        more = len(found) > query.limit
+
+        return GamePage(games, games[-1].id if more else None)
 
     async def _locate(self, game_id: str) -> ActorRef[Any] | Elsewhere:
         """Return the game's local actor, placing it here if it is free."""

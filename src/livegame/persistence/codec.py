@@ -27,6 +27,7 @@ from livegame.actors.game.events import (
     Status,
     event_id,
 )
+from livegame.actors.game.messages import GameSummary
 from livegame.persistence.state import BoardState
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,5 +126,25 @@ def state_from_row(row: asyncpg.Record) -> BoardState:
         black_ms=row["black_ms"],
         increment_ms=row["increment_ms"],
         draw_offer=row["draw_offer"],
+        updated_at_ms=to_ms(row["updated_at"]),
+    )
+
+
+def summary_from_row(row: asyncpg.Record) -> GameSummary:
+    """Return the listing of a ``games`` row."""
+    return GameSummary(
+        id=row["id"],
+        white=row["white"],
+        black=row["black"],
+        status=row["status"],
+        winner=row["winner"],
+        reason=row["reason"],
+        fen=row["fen"],
+        ply=row["ply"],
+        white_ms=row["white_ms"],
+        black_ms=row["black_ms"],
+        initial_ms=row["initial_ms"],
+        increment_ms=row["increment_ms"],
+        created_at_ms=to_ms(row["created_at"]),
         updated_at_ms=to_ms(row["updated_at"]),
     )

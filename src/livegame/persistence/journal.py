@@ -11,16 +11,17 @@ appended after the game has ended (:class:`~livegame.errors.GameOver`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
 
 from livegame.actors.game.events import GameCreated, GameEnded, GameEvent, MovePlayed
 from livegame.actors.game.journal import GameHistory
+from livegame.actors.game.messages import GameSummary
 from livegame.errors import Fenced, GameNotFound, StorageError
 from livegame.persistence._translate import postgres_errors
-from livegame.persistence.codec import state_from_row, to_ms
+from livegame.persistence.codec import state_from_row, summary_from_row, to_ms
 from livegame.persistence.requests import (
     AppendEvents,
     CreateGame,
@@ -37,6 +38,24 @@ SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq
        initial_ms, increment_ms, white_ms, black_ms, draw_offer, epoch,
        ended_seq, ended_ply, ended_at, created_at, updated_at
 FROM games WHERE id = $1
+"""
+
+# A player's games, newest first, from the row after ``before`` on: each
+# colour's half reads its own index in order and stops at the limit.
+_LIST_HALF = """
+    (SELECT id, white, black, status, winner, reason, fen, ply, white_ms,
+            black_ms, initial_ms, increment_ms, created_at, updated_at
+     FROM games
+     WHERE {colour} = $1 AND status = ANY($2::text[])
+       AND ($3::text IS NULL OR (created_at, id) < (SELECT * FROM anchor))
+     ORDER BY created_at DESC, id DESC LIMIT $4)
+"""
+_LIST = f"""
+WITH anchor AS (SELECT created_at, id FROM games WHERE id = $3)
+SELECT * FROM ({_LIST_HALF.format(colour="white")}
+               UNION ALL
+               {_LIST_HALF.format(colour="black")}) AS mine
+ORDER BY created_at DESC, id DESC LIMIT $4
 """
 
 # The row and its moves in one statement: one round trip, one snapshot. The
@@ -102,6 +121,25 @@ class PostgresJournal:
         if game is None:
             return None
         return _history(game, game["moves"])
+
+    async def list_games(
+        self,
+        player: str,
+        statuses: Collection[str],
+        limit: int,
+        before: str | None = None,
+    ) -> list[GameSummary]:
+        """
+        Return up to ``limit`` games of ``player``, newest first.
+
+        Only games whose status is one of ``statuses``; with ``before``, only
+        games created before that game (none if it is unknown).
+        """
+        timer = metrics.db_query("list_games").time()
+        with timer, postgres_errors("list", player=player):
+            rows = await self._pool.fetch(_LIST, player, list(statuses), before, limit)
+
+        return [summary_from_row(row) for row in rows]
 
     async def board(self, game_id: str) -> BoardState | None:
         """Return the game's latest state from its row, or None if unknown."""

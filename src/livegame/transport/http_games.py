@@ -33,14 +33,19 @@ from livegame.actors.game.messages import (
 from livegame.transport.access import Players, check_can_create
 from livegame.transport.codec import decode_object, reject_unknown
 from livegame.transport.config import HttpConfig
-from livegame.transport.errors import UnexpectedReply
+from livegame.transport.errors import InvalidField, UnexpectedReply
 from livegame.transport.http_common import Gate, game_id_of, json_response
-from livegame.transport.inbound import parse_create_game, parse_move
+from livegame.transport.inbound import (
+    parse_create_game,
+    parse_game_query,
+    parse_move,
+)
 from livegame.transport.outbound import (
     board_json,
     game_json,
     move_result_json,
     moves_json,
+    page_json,
 )
 from livegame.transport.pgn import MEDIA_TYPE as PGN_MEDIA_TYPE
 from livegame.transport.pgn import game_pgn
@@ -82,6 +87,7 @@ class GameRoutes:
 
         return [
             web.post("/api/games", self.create),
+            web.get("/api/games", self.list_games, allow_head=False),
             web.get("/api/games/{id}", self.game, allow_head=False),
             web.get("/api/games/{id}/board", self.board, allow_head=False),
             web.get("/api/games/{id}/moves", self.moves, allow_head=False),
@@ -102,6 +108,15 @@ class GameRoutes:
         response.headers["Location"] = f"/api/games/{view.id}"
 
         return response
+
+    async def list_games(self, request: web.Request) -> web.Response:
+        principal = await self._gate.principal(request)
+        if len(request.query) != len(set(request.query)):
+            raise InvalidField("each query parameter may be given once")
+        query = parse_game_query(request.query, principal.user_id)
+        page = await self._service.list_games(query)
+
+        return json_response(page_json(page))
 
     async def game(self, request: web.Request) -> web.Response:
         await self._gate.principal(request)

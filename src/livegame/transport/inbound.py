@@ -11,9 +11,11 @@ move the position does not allow.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from livegame.actors.game.events import Status
 from livegame.actors.game.messages import (
     Abort,
     AcceptDraw,
@@ -35,6 +37,7 @@ from livegame.transport.codec import (
     reject_unknown,
 )
 from livegame.transport.errors import InvalidField, MalformedJSON, UnknownType
+from livegame.transport.service import GameQuery
 
 GAME_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 USER_ID_PATTERN: Final = re.compile(r"[\x21-\x7e]{1,64}")
@@ -128,6 +131,49 @@ def _clock(clock: JsonObject | None) -> tuple[int, int] | None:
     increment = read_int(clock, "increment", low=0, high=MAX_INCREMENT_SECONDS)
 
     return initial, increment
+
+
+# What ``status=`` of ``GET /api/games`` may name: a status, or one of these.
+STATUS_GROUPS: Final[dict[str, frozenset[Status]]] = {
+    "started": frozenset({"started"}),
+    "ended": frozenset({"mate", "stalemate", "resign", "timeout", "draw", "aborted"}),
+    **{
+        status: frozenset({status})
+        for status in ("mate", "stalemate", "resign", "timeout", "draw", "aborted")
+    },
+}
+MAX_LIST_LIMIT: Final = 100
+
+
+def parse_game_query(params: Mapping[str, str], caller: str) -> GameQuery:
+    """Parse the query of ``GET /api/games``; the player defaults to the caller."""
+    allowed = frozenset({"player", "status", "limit", "before"})
+    reject_unknown(dict(params), allowed, "query")
+    player = params.get("player", caller)
+    if not USER_ID_PATTERN.fullmatch(player):
+        raise InvalidField("parameter 'player' has an invalid format")
+
+    statuses = None
+    if "status" in params:
+        statuses = STATUS_GROUPS.get(params["status"])
+        if statuses is None:
+            names = ", ".join(STATUS_GROUPS)
+            raise InvalidField(f"parameter 'status' must be one of {names}")
+
+    limit = 20
+    if "limit" in params:
+        text = params["limit"]
+        if not text.isdigit() or not 1 <= int(text) <= MAX_LIST_LIMIT:
+            raise InvalidField(
+                f"parameter 'limit' must be an integer from 1 to {MAX_LIST_LIMIT}"
+            )
+        limit = int(text)
+
+    before = params.get("before")
+    if before is not None and not GAME_ID_PATTERN.fullmatch(before):
+        raise InvalidField("parameter 'before' must be a game id")
+
+    return GameQuery(player, statuses, limit, before)
 
 
 def parse_move(raw: bytes) -> MoveBody:

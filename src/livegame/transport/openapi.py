@@ -102,6 +102,22 @@ def _schemas() -> dict[str, Schema]:
         {"error": _object({"code": _string(), "message": _string()})}, closed=False
     )
     check = _object({"ok": {"type": "boolean"}, "reason": _string()})
+    game = {
+        "id": _string(),
+        "white": _string(),
+        "black": _string(),
+        "status": _STATUS,
+        "winner": _NULLABLE_COLOR,
+        "reason": _nullable(_string()),
+        "fen": _string(),
+        "ply": _int(),
+        "turn": {"enum": ["white", "black"]},
+        "moves": {"type": "array", "items": _string()},
+        "clock": _nullable(_ref("Clock")),
+        "draw_offer": _NULLABLE_COLOR,
+        "created_at": _TIME,
+        "updated_at": _TIME,
+    }
 
     return {
         "Error": error,
@@ -123,22 +139,14 @@ def _schemas() -> dict[str, Schema]:
                 "ply": _int(0, inbound.MAX_PLY),
             }
         ),
-        "Game": _object(
+        "Game": _object(game),
+        "GameSummary": _object(
+            {k: v for k, v in game.items() if k not in {"moves", "draw_offer"}}
+        ),
+        "GamePage": _object(
             {
-                "id": _string(),
-                "white": _string(),
-                "black": _string(),
-                "status": _STATUS,
-                "winner": _NULLABLE_COLOR,
-                "reason": _nullable(_string()),
-                "fen": _string(),
-                "ply": _int(),
-                "turn": {"enum": ["white", "black"]},
-                "moves": {"type": "array", "items": _string()},
-                "clock": _nullable(_ref("Clock")),
-                "draw_offer": _NULLABLE_COLOR,
-                "created_at": _TIME,
-                "updated_at": _TIME,
+                "games": {"type": "array", "items": _ref("GameSummary")},
+                "next": _nullable(_string(inbound.GAME_ID_PATTERN.pattern)),
             }
         ),
         "Board": _object(
@@ -260,12 +268,13 @@ def _paths() -> dict[str, Schema]:
     game = {"parameters": [_GAME_ID]}
     paths: dict[str, Schema] = {
         "/api/games": {
+            "get": _list_operation(),
             "post": _operation(
                 "Create a game",
                 (201, "Game"),
                 (400, 401, 403, 413, 429, 503),
                 body="CreateGame",
-            )
+            ),
         },
         "/api/games/{id}": {
             **game,
@@ -293,6 +302,30 @@ def _paths() -> dict[str, Schema]:
     paths.update(_ops_paths())
 
     return paths
+
+
+def _list_operation() -> Schema:
+    operation = _operation(
+        "A player's games, newest first", (200, "GamePage"), (400, 401, 429, 503)
+    )
+    statuses = list(inbound.STATUS_GROUPS)
+    limit = _int(1, inbound.MAX_LIST_LIMIT) | {"default": 20}
+    operation["parameters"] = [
+        _query("player", "whose games (default: the caller)", _string()),
+        _query("status", "started, ended, or one status", {"enum": statuses}),
+        _query("limit", "games per page", limit),
+        _query(
+            "before",
+            "the previous page's next: games created before that one",
+            _string(inbound.GAME_ID_PATTERN.pattern),
+        ),
+    ]
+
+    return operation
+
+
+def _query(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
 def _pgn_operation() -> Schema:

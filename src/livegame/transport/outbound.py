@@ -22,10 +22,15 @@ from livegame.actors.game.events import (
     GameEvent,
     MovePlayed,
 )
-from livegame.actors.game.messages import ClockView, GameView, MoveResult
+from livegame.actors.game.messages import (
+    ClockView,
+    GameSummary,
+    GameView,
+    MoveResult,
+)
 from livegame.errors import LiveGameError
 from livegame.transport.codec import iso_time
-from livegame.transport.service import BoardView
+from livegame.transport.service import BoardView, GamePage
 
 Document = dict[str, Any]
 
@@ -60,6 +65,35 @@ def game_json(view: GameView) -> Document:
         "created_at": iso_time(view.created_at_ms),
         "updated_at": iso_time(view.updated_at_ms),
     }
+
+
+def summary_json(game: GameSummary) -> Document:
+    """One game of a list: its state as of its last event."""
+    clock = None
+    if game.white_ms is not None and game.black_ms is not None:
+        running = game.turn if game.status == "started" and game.ply >= 2 else None
+        clock = clock_json(
+            ClockView(game.white_ms, game.black_ms, game.increment_ms, running)
+        )
+
+    return {
+        "id": game.id,
+        "white": game.white,
+        "black": game.black,
+        "status": game.status,
+        "winner": game.winner,
+        "reason": game.reason,
+        "fen": game.fen,
+        "ply": game.ply,
+        "turn": game.turn,
+        "clock": clock,
+        "created_at": iso_time(game.created_at_ms),
+        "updated_at": iso_time(game.updated_at_ms),
+    }
+
+
+def page_json(page: GamePage) -> Document:
+    return {"games": [summary_json(game) for game in page.games], "next": page.next}
 
 
 def board_json(board: BoardView) -> Document:

@@ -19,6 +19,7 @@ from livegame.actors.game.events import Color, Status
 from livegame.actors.game.messages import (
     ClockView,
     GameMessage,
+    GameSummary,
     GameView,
     Subscribed,
     Subscriber,
@@ -53,6 +54,26 @@ class BoardView:
         return cls(
             view.id, view.fen, view.ply, view.turn, view.status, view.winner, view.clock
         )
+
+
+@dataclass(frozen=True, slots=True)
+class GameQuery:
+    """Which of a player's games to list (``GET /api/games``)."""
+
+    player: str
+    # The statuses to include, or None for every game.
+    statuses: frozenset[Status] | None = None
+    limit: int = 20
+    # Only games created before this one, for the next page.
+    before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GamePage:
+    """A page of games, newest first, and the cursor of the next page."""
+
+    games: tuple[GameSummary, ...]
+    next: str | None
 
 
 class GameService(Protocol):
@@ -102,6 +123,10 @@ class GameService(Protocol):
 
     async def board(self, game_id: str) -> BoardView:
         """Return the cached board state, falling back to the game actor."""
+        ...
+
+    async def list_games(self, query: GameQuery) -> GamePage:
+        """Return a page of a player's games, newest first, as stored."""
         ...
 
     async def ready(self) -> Mapping[str, CheckResult]:

@@ -55,6 +55,31 @@ class GameView:
 
 
 @dataclass(frozen=True, slots=True)
+class GameSummary:
+    """One game in a list of games: its state after its last event."""
+
+    id: str
+    white: str
+    black: str
+    status: Status
+    winner: Color | None
+    reason: str | None
+    fen: str
+    ply: int
+    # Each side's time after the last event; None for a game without a clock.
+    white_ms: int | None
+    black_ms: int | None
+    initial_ms: int | None
+    increment_ms: int
+    created_at_ms: int
+    updated_at_ms: int
+
+    @property
+    def turn(self) -> Color:
+        return "white" if self.ply % 2 == 0 else "black"
+
+
+@dataclass(frozen=True, slots=True)
 class MoveResult:
     ply: int
     uci: str
