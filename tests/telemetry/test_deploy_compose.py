@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from livegame.transport.auth import JwtVerifier
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 API_NODES = ("api1", "api2", "api3")
@@ -103,6 +105,12 @@ def test_an_api_node_has_the_whole_environment(
     assert environment["NODE_ID"] == node
     assert (environment["HTTP_PORT"], environment["WS_PORT"]) == ("8080", "8081")
     assert environment["DEBUG"] in {"true", "false"}
+
+
+def test_the_default_secret_is_one_a_node_accepts(services: dict[str, Any]) -> None:
+    for node in API_NODES:
+        secret = _resolved(services[node]["environment"]["AUTH_SECRET"])
+        JwtVerifier(secret)
 
 
 def test_node_ids_are_unique(services: dict[str, Any]) -> None:
