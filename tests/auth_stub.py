@@ -27,6 +27,7 @@ class AuthStub:
         self.hold: anyio.Event | None = None
         self.fail_with: int | None = None
         self.garbage = False
+        self.huge = False
         self.url = ""
 
     def know(self, token: str, sub: str, **claims: Any) -> str:
@@ -43,6 +44,9 @@ class AuthStub:
             return web.Response(status=self.fail_with)
         if self.garbage:
             return web.Response(text="<html>gateway</html>")
+        if self.huge:
+            padding = "x" * 200_000
+            return web.json_response({"active": True, "sub": "a", "pad": padding})
 
         return web.json_response(self.tokens.get(token, {"active": False}))
 

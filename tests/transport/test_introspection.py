@@ -187,7 +187,9 @@ async def test_the_node_shows_its_own_token_to_the_service(stub: AuthStub) -> No
     assert stub.calls == [("t-alice", "Bearer node-credential")]
 
 
-@pytest.mark.parametrize("failure", ["status_500", "status_401", "not_json", "slow"])
+@pytest.mark.parametrize(
+    "failure", ["status_500", "status_401", "not_json", "too_large", "slow"]
+)
 async def test_a_failing_service_gives_auth_unavailable_and_nothing_is_cached(
     failure: str, stub: AuthStub
 ) -> None:
@@ -198,6 +200,8 @@ async def test_a_failing_service_gives_auth_unavailable_and_nothing_is_cached(
         stub.fail_with = 401
     elif failure == "not_json":
         stub.garbage = True
+    elif failure == "too_large":
+        stub.huge = True
     else:
         stub.hold = anyio.Event()
     expected_status = "timeout" if failure == "slow" else "error"
@@ -210,7 +214,7 @@ async def test_a_failing_service_gives_auth_unavailable_and_nothing_is_cached(
         assert calls("auth-api", expected_status) == before + 1
 
         # Back to health: the next check asks again and lets alice in.
-        stub.fail_with, stub.garbage = None, False
+        stub.fail_with, stub.garbage, stub.huge = None, False, False
         if stub.hold is not None:
             stub.hold.set()
             stub.hold = None

@@ -146,11 +146,13 @@ class IntrospectionVerifier:
                 async with session.post(
                     self.url, data={"token": token}, headers=headers
                 ) as reply:
-                    body = await reply.content.read(_LARGEST_ANSWER + 1)
                     if reply.status != 200:
                         raise _Refused(f"it answered HTTP {reply.status}")
-                    if len(body) > _LARGEST_ANSWER:
-                        raise _Refused("its answer is too large")
+                    body = bytearray()
+                    async for chunk in reply.content.iter_any():
+                        body += chunk
+                        if len(body) > _LARGEST_ANSWER:
+                            raise _Refused("its answer is too large")
                     answer = orjson.loads(body)
                     if not isinstance(answer, dict):
                         raise _Refused("its answer is not a JSON object")
