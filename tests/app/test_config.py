@@ -45,6 +45,7 @@ def test_values_from_the_environment_win() -> None:
         ("CORS_ORIGINS", "https://chess.example.com/play"),
         ("AUTH_URL", "auth.example.com/introspect"),
         ("AUTH_TIMEOUT_SECONDS", "0"),
+        ("MAX_CONNECTIONS_PER_USER", "0"),
     ],
 )
 def test_a_bad_value_is_refused_with_its_name(name: str, value: str) -> None:

@@ -121,6 +121,38 @@ async def test_connections_over_the_limit_are_refused_with_503(games, observer):
     assert refused.value.response.headers["Retry-After"] == "1"
 
 
+async def test_one_user_has_a_bounded_number_of_connections(games, observer):
+    config = WebSocketConfig(max_connections_per_user=2)
+    async with running_websocket(games, config, observer) as url:
+        first = await connect(as_user(url, "alice"))
+        second = await connect(as_user(url, "alice"))
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(as_user(url, "alice"))
+        async with connect(as_user(url, "bob")) as other:
+            await send(other, {"type": "ping", "rid": "p"})
+            assert await recv(other) == {"type": "pong", "rid": "p"}
+        # A service (a relay of spectators, a bot host) is not limited.
+        service = f"{url}?token={token_for('relay', 'service')}"
+        services = [await connect(service) for _ in range(3)]
+
+        # Once one of hers has closed, alice may open another.
+        await first.close()
+        with anyio.fail_after(DEADLINE):
+            while True:
+                try:
+                    third = await connect(as_user(url, "alice"))
+                    break
+                except InvalidStatus:
+                    await anyio.sleep(0.02)
+        for ws in (second, third, *services):
+            await ws.close()
+
+    response = refused.value.response
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert orjson.loads(response.body)["error"]["code"] == "too_many_connections"
+
+
 async def test_a_browser_on_another_origin_is_refused_when_origins_are_set(
     games, observer
 ):

@@ -96,6 +96,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("WS_RATE", "10", "WebSocket frames per second per connection (burst 2x)"),
     Variable("MAX_CONNECTIONS", "10000", "WebSocket connections per node"),
     Variable(
+        "MAX_CONNECTIONS_PER_USER",
+        "32",
+        "WebSocket connections of one user at once (the service role: no limit)",
+    ),
+    Variable(
         "CORS_ORIGINS",
         "",
         "origins (scheme://host[:port], comma separated, or *) whose web pages "
@@ -149,6 +154,7 @@ class Settings:
     user_rate: float
     ws_rate: float
     max_connections: int
+    max_connections_per_user: int
     cors_origins: str
     log_level: str
     debug: bool
@@ -192,6 +198,8 @@ class Settings:
                 )
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.max_connections_per_user < 1:
+            raise ConfigError("MAX_CONNECTIONS_PER_USER must be at least 1")
         if self.outbox_retention_seconds < 0:
             raise ConfigError("OUTBOX_RETENTION_SECONDS must not be negative")
         if self.auth_url and not self.auth_url.startswith(("http://", "https://")):

@@ -159,6 +159,7 @@ def _ws_config(settings: Settings) -> WebSocketConfig:
         max_frame_bytes=settings.max_frame_bytes,
         connection_rate=RateLimit(settings.ws_rate, int(settings.ws_rate * 2)),
         max_connections=settings.max_connections,
+        max_connections_per_user=settings.max_connections_per_user,
         allowed_origins=settings.origins,
     )
 

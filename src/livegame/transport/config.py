@@ -48,6 +48,9 @@ class WebSocketConfig:
     max_subscriptions: int = 16
     # Connections beyond this are refused with 503 during the handshake.
     max_connections: int = 10_000
+    # Open connections of one user (not of the service role); beyond it the
+    # handshake is refused with 429 too_many_connections.
+    max_connections_per_user: int = 32
     ask_timeout: float = 5.0
     # Games whose players are remembered for authorization checks.
     players_cache_size: int = 50_000

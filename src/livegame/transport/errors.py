@@ -22,7 +22,7 @@ keeps the root's ``.code``, ``.status`` and ``.to_dict()``.
 
 from __future__ import annotations
 
-from livegame.errors import BadRequest, Forbidden, LiveGameError
+from livegame.errors import BadRequest, Forbidden, LiveGameError, RateLimited
 
 
 class MalformedJSON(BadRequest):
@@ -75,3 +75,7 @@ class AdminOnly(Forbidden):
 
 class OriginNotAllowed(Forbidden):
     code = "origin_not_allowed"
+
+
+class TooManyConnections(RateLimited):
+    code = "too_many_connections"

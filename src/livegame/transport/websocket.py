@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import http
+from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -27,7 +28,11 @@ from livegame.transport.auth import Principal, TokenVerifier, authenticate, bear
 from livegame.transport.codec import encode
 from livegame.transport.config import WebSocketConfig
 from livegame.transport.connection import CLOSE_INTERNAL_ERROR, Connection
-from livegame.transport.errors import OriginNotAllowed, RouteNotFound
+from livegame.transport.errors import (
+    OriginNotAllowed,
+    RouteNotFound,
+    TooManyConnections,
+)
 from livegame.transport.observer import NullObserver, TransportObserver
 from livegame.transport.service import GameService
 from livegame.transport.session import Session
@@ -60,6 +65,8 @@ class WebSocketEdge:
         self._verifier = verifier
         # Connections past their handshake, for the connection limit.
         self.connections: set[Connection] = set()
+        # Open connections by user, for the per-user limit.
+        self._per_user: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"<WebSocketEdge connections={len(self.connections)}>"
@@ -83,6 +90,7 @@ class WebSocketEdge:
                 raise Overloaded("too many connections; retry later")
 
             principal = await authenticate(self._verifier, _token(request, url.query))
+            self._check_user_limit(principal)
         except LiveGameError as exc:
             # Refusals are the client's business; a full server is ours.
             level = log.warning if isinstance(exc, Overloaded) else log.debug
@@ -93,6 +101,16 @@ class WebSocketEdge:
             socket.principal = principal
 
         return None
+
+    def _check_user_limit(self, principal: Principal) -> None:
+        if principal.is_service:
+            return
+        if self._per_user[principal.user_id] >= self.config.max_connections_per_user:
+            raise TooManyConnections(
+                f"{self.config.max_connections_per_user} connections per user at "
+                "most; close one first",
+                retry_after=1.0,
+            )
 
     async def handle(self, socket: ServerConnection) -> None:
         principal = getattr(socket, "principal", None)
@@ -111,6 +129,7 @@ class WebSocketEdge:
             ask_timeout=self.config.ask_timeout,
         )
         self.connections.add(connection)
+        self._per_user[principal.user_id] += 1
         self.observer.connection_opened()
         bound = log.bind(connection=connection.id, user=principal.user_id)
         bound.info("ws_connection_opened")
@@ -125,6 +144,9 @@ class WebSocketEdge:
             if detach is not None:
                 await detach(connection)
             self.connections.discard(connection)
+            self._per_user[principal.user_id] -= 1
+            if self._per_user[principal.user_id] <= 0:
+                del self._per_user[principal.user_id]
             code = socket.close_code if socket.close_code is not None else 1006
             self.observer.connection_closed(code)
             bound.info(
@@ -167,7 +189,7 @@ def _refusal(error: LiveGameError) -> Response:
     )
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    elif error.status == 503:
+    elif error.status in (429, 503):
         headers["Retry-After"] = "1"
 
     return Response(status.value, status.phrase, headers, body)
