@@ -434,14 +434,11 @@ def _idempotence(value: str) -> Any:
 
 
 def _clock_view(board: Any) -> Any:
-    from livegame.actors.game.messages import ClockView
+    from livegame.actors.game.messages import stored_clock
 
-    if board.white_ms is None or board.black_ms is None:
-        return None
-    running = None
-    if board.status == "started" and board.ply >= 2:
-        running = board.turn
-    return ClockView(board.white_ms, board.black_ms, board.increment_ms, running)
+    return stored_clock(
+        board.white_ms, board.black_ms, board.increment_ms, board.status, board.ply
+    )
 
 
 async def _wait_for_signal() -> None:

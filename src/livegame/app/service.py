@@ -13,13 +13,13 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
 from livegame.actors import ActorRef, ActorStopped, ActorSystem
-from livegame.actors.game.events import Status
+from livegame.actors.game.events import STATUSES
 from livegame.actors.game.journal import Journal
 from livegame.actors.game.messages import (
     GameMessage,
@@ -94,7 +94,6 @@ BoardReader = Callable[[str], Awaitable[BoardView | None]]
 GameLister = Callable[
     [str, Collection[str], int, str | None], Awaitable[Sequence[GameSummary]]
 ]
-_EVERY_STATUS: frozenset[str] = frozenset(get_args(Status))
 
 
 def new_game_id() -> str:
@@ -344,7 +343,7 @@ class NodeService:
         # One more than asked, to know whether there is a next page.
         found = await self._list_games(
             query.player,
-            query.statuses or _EVERY_STATUS,
+            query.statuses or STATUSES,
             query.limit + 1,
             query.before,
         )

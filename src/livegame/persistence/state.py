@@ -26,6 +26,7 @@ from livegame.actors.game.events import (
     GameEvent,
     MovePlayed,
     Status,
+    color_to_move,
 )
 from livegame.errors import Conflict, Fenced, GameOver
 
@@ -51,7 +52,7 @@ class BoardState:
 
     @property
     def turn(self) -> Color:
-        return "white" if self.ply % 2 == 0 else "black"
+        return color_to_move(self.ply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from livegame.actors.game.events import Status
+from livegame.actors.game.events import ENDED_STATUSES, Status
 from livegame.actors.game.messages import (
     Abort,
     AcceptDraw,
@@ -136,11 +136,8 @@ def _clock(clock: JsonObject | None) -> tuple[int, int] | None:
 # What ``status=`` of ``GET /api/games`` may name: a status, or one of these.
 STATUS_GROUPS: Final[dict[str, frozenset[Status]]] = {
     "started": frozenset({"started"}),
-    "ended": frozenset({"mate", "stalemate", "resign", "timeout", "draw", "aborted"}),
-    **{
-        status: frozenset({status})
-        for status in ("mate", "stalemate", "resign", "timeout", "draw", "aborted")
-    },
+    "ended": frozenset(ENDED_STATUSES),
+    **{status: frozenset({status}) for status in ENDED_STATUSES},
 }
 MAX_LIST_LIMIT: Final = 100
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from livegame.actors.game.events import STATUSES
 from livegame.transport import inbound
 
 Schema = dict[str, Any]
 
 _NULLABLE_COLOR: Schema = {"enum": ["white", "black", None]}
-_STATUS: Schema = {
-    "enum": ["started", "mate", "stalemate", "resign", "timeout", "draw", "aborted"]
-}
+_STATUS: Schema = {"enum": list(STATUSES)}
 _TIME: Schema = {"type": "string", "format": "date-time"}
 
 # status -> (description, example codes)

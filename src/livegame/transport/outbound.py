@@ -27,6 +27,7 @@ from livegame.actors.game.messages import (
     GameSummary,
     GameView,
     MoveResult,
+    stored_clock,
 )
 from livegame.errors import LiveGameError
 from livegame.transport.codec import iso_time
@@ -69,12 +70,9 @@ def game_json(view: GameView) -> Document:
 
 def summary_json(game: GameSummary) -> Document:
     """One game of a list: its state as of its last event."""
-    clock = None
-    if game.white_ms is not None and game.black_ms is not None:
-        running = game.turn if game.status == "started" and game.ply >= 2 else None
-        clock = clock_json(
-            ClockView(game.white_ms, game.black_ms, game.increment_ms, running)
-        )
+    clock = stored_clock(
+        game.white_ms, game.black_ms, game.increment_ms, game.status, game.ply
+    )
 
     return {
         "id": game.id,
@@ -86,7 +84,7 @@ def summary_json(game: GameSummary) -> Document:
         "fen": game.fen,
         "ply": game.ply,
         "turn": game.turn,
-        "clock": clock,
+        "clock": clock_json(clock),
         "created_at": iso_time(game.created_at_ms),
         "updated_at": iso_time(game.updated_at_ms),
     }

@@ -15,7 +15,7 @@ from typing import Final
 import chess
 import chess.pgn
 
-from livegame.actors.game.events import MovePlayed
+from livegame.actors.game.events import MovePlayed, color_to_move
 from livegame.actors.game.messages import GameView
 
 MEDIA_TYPE: Final = "application/x-chess-pgn"
@@ -63,7 +63,8 @@ def game_pgn(view: GameView, moves: Sequence[MovePlayed], site: str = "?") -> st
     node: chess.pgn.GameNode = game
     for move in moves:
         node = node.add_variation(chess.Move.from_uci(move.uci))
-        left = move.white_ms if move.ply % 2 == 1 else move.black_ms
+        mover = color_to_move(move.ply - 1)
+        left = move.white_ms if mover == "white" else move.black_ms
         if view.clock is not None and left is not None:
             node.set_clock(left / 1000)
 

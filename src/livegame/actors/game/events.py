@@ -14,10 +14,17 @@ milliseconds left.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal, get_args
 
 Color = Literal["white", "black"]
 Status = Literal["started", "mate", "stalemate", "resign", "timeout", "draw", "aborted"]
+STATUSES: Final[tuple[Status, ...]] = get_args(Status)
+ENDED_STATUSES: Final[tuple[Status, ...]] = tuple(s for s in STATUSES if s != "started")
+
+
+def color_to_move(ply: int) -> Color:
+    """Return the side to move after ``ply`` plies."""
+    return "white" if ply % 2 == 0 else "black"
 
 
 @dataclass(frozen=True, slots=True)

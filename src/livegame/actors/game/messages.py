@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from livegame.actors.game.events import Color, GameEvent, MovePlayed, Status
+from livegame.actors.game.events import (
+    Color,
+    GameEvent,
+    MovePlayed,
+    Status,
+    color_to_move,
+)
 
 
 class Subscriber(Protocol):
@@ -30,6 +36,26 @@ class ClockView:
     increment_ms: int
     # The side whose clock runs now; None before the first move or at the end.
     running: Color | None
+
+
+def stored_clock(
+    white_ms: int | None,
+    black_ms: int | None,
+    increment_ms: int,
+    status: Status,
+    ply: int,
+) -> ClockView | None:
+    """
+    Return the clock of a stored state: the times after its last event.
+
+    A clock runs from the second move on, for the side to move, until the
+    end; None for a game without a clock.
+    """
+    if white_ms is None or black_ms is None:
+        return None
+    running = color_to_move(ply) if status == "started" and ply >= 2 else None
+
+    return ClockView(white_ms, black_ms, increment_ms, running)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +102,7 @@ class GameSummary:
 
     @property
     def turn(self) -> Color:
-        return "white" if self.ply % 2 == 0 else "black"
+        return color_to_move(self.ply)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ from livegame.actors.game.events import (
     GameEvent,
     MovePlayed,
     Status,
+    color_to_move,
 )
 from livegame.actors.game.journal import GameHistory
 from livegame.actors.game.messages import ClockView, GameView, MoveResult
@@ -472,7 +473,7 @@ class GameState:
         if self.clock is None or move.white_ms is None or move.black_ms is None:
             return None
 
-        mover = _color_at(move.ply - 1)
+        mover = color_to_move(move.ply - 1)
         started = running and move.ply >= _ABORTABLE_PLIES
 
         return ClockView(
@@ -503,7 +504,7 @@ class GameState:
         if not 0 <= ply < len(self.moves) or self.moves[ply].uci != uci:
             return False
 
-        mover = _color_at(ply)
+        mover = color_to_move(ply)
 
         return player == (self.white if mover == "white" else self.black)
 
@@ -629,8 +630,3 @@ def _recorded(white_ms: int | None, black_ms: int | None) -> tuple[int, int]:
         raise ValueError("an event of a timed game must record both clocks")
 
     return white_ms, black_ms
-
-
-def _color_at(ply: int) -> Color:
-    """Return the side to move at ``ply``."""
-    return "white" if ply % 2 == 0 else "black"
