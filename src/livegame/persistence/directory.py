@@ -172,6 +172,10 @@ class RedisDirectory:
                 pipe.sadd(self._nodes_key, self.node_id)
                 await pipe.execute()
 
+    async def _known_nodes(self) -> list[str]:
+        """Every node in the registry, live or dead, sorted."""
+        return sorted(_text(m) for m in await self._client.smembers(self._nodes_key))
+
     async def drop_lease(self) -> None:
         """Delete this node's lease, so its games are free at once."""
         with redis_errors("drop_lease", node=self.node_id):
@@ -180,9 +184,7 @@ class RedisDirectory:
     async def nodes(self) -> list[NodeInfo]:
         """Return every node holding a lease now."""
         with redis_errors("nodes"):
-            known = sorted(
-                _text(m) for m in await self._client.smembers(self._nodes_key)
-            )
+            known = await self._known_nodes()
             async with self._client.pipeline(transaction=False) as pipe:
                 for node_id in known:
                     pipe.get(self._lease_key(node_id))
@@ -295,9 +297,7 @@ class RedisDirectory:
     async def dead_nodes(self) -> list[str]:
         """Return nodes that still have a games set but no lease."""
         with redis_errors("dead_nodes"):
-            known = sorted(
-                _text(m) for m in await self._client.smembers(self._nodes_key)
-            )
+            known = await self._known_nodes()
             async with self._client.pipeline(transaction=False) as pipe:
                 for node_id in known:
                     pipe.exists(self._lease_key(node_id))
