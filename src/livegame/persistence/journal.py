@@ -33,12 +33,13 @@ from livegame.persistence.state import BoardState
 from livegame.telemetry import metrics
 from livegame.telemetry.tracing import current_traceparent
 
-_GAME = """
-SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
+# Every column of a games row, as _history and state_from_row read them.
+_GAME_COLUMNS = """
+       id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
        initial_ms, increment_ms, white_ms, black_ms, draw_offer, epoch,
-       ended_seq, ended_ply, ended_at, created_at, updated_at
-FROM games WHERE id = $1
-"""
+       ended_seq, ended_ply, ended_at, created_at, updated_at"""
+
+_GAME = f"SELECT {_GAME_COLUMNS}\nFROM games WHERE id = $1"
 
 # A player's games, newest first, from the row after ``before`` on: each
 # colour's half reads its own index in order and stops at the limit.
@@ -61,10 +62,8 @@ ORDER BY created_at DESC, id DESC LIMIT $4
 # The row and its moves in one statement: one round trip, one snapshot. The
 # moves come as an array of anonymous records, which asyncpg decodes into
 # tuples of typed values.
-_LOAD = """
-SELECT id, white, black, status, winner, reason, fen, ply, created_seq, last_seq,
-       initial_ms, increment_ms, white_ms, black_ms, draw_offer, epoch,
-       ended_seq, ended_ply, ended_at, created_at, updated_at,
+_LOAD = f"""
+SELECT {_GAME_COLUMNS},
        ARRAY(
            SELECT ROW(ply, seq, uci, san, fen, white_ms, black_ms, played_at)
            FROM game_moves m WHERE m.game_id = g.id ORDER BY ply
