@@ -61,3 +61,8 @@ class WebSocketConfig:
     # Browsers on other origins are refused (403); clients that send no
     # Origin are not browsers and are let in. Empty or "*": any origin.
     allowed_origins: frozenset[str] = frozenset()
+
+
+def origin_listed(origins: frozenset[str], origin: str) -> bool:
+    """Whether ``origins`` (a list of origins, or ``*`` for any) holds ``origin``."""
+    return "*" in origins or origin in origins

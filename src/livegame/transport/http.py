@@ -31,7 +31,7 @@ from livegame.errors import (
 from livegame.telemetry.tracing import span, tracing_enabled
 from livegame.transport.access import Players
 from livegame.transport.auth import TokenVerifier
-from livegame.transport.config import HttpConfig
+from livegame.transport.config import HttpConfig, origin_listed
 from livegame.transport.errors import MethodNotAllowed, RouteNotFound
 from livegame.transport.http_common import Gate, json_response
 from livegame.transport.http_games import GameRoutes
@@ -141,22 +141,24 @@ def _cors(origins: frozenset[str]) -> Middleware:
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is None or not (any_origin or origin in origins):
-            response = await handler(request)
-            if not any_origin:
-                response.headers.add("Vary", "Origin")
-            return response
-
+        # The Access-Control-Allow-Origin of a listed origin, else None.
+        allowed = None
+        if origin is not None and origin_listed(origins, origin):
+            allowed = "*" if any_origin else origin
+        response: web.StreamResponse
         if (
-            request.method == "OPTIONS"
+            allowed is not None
+            and request.method == "OPTIONS"
             and "Access-Control-Request-Method" in request.headers
         ):
             response = web.Response(status=204, headers=_CORS_PREFLIGHT)
         else:
             response = await handler(request)
-        response.headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
-        response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSED
+        if allowed is not None:
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSED
         if not any_origin:
+            # The answer differs by origin: caches must keep them apart.
             response.headers.add("Vary", "Origin")
 
         return response

@@ -26,7 +26,7 @@ from livegame.errors import LiveGameError, Overloaded, Unauthorized
 from livegame.transport.access import Players
 from livegame.transport.auth import Principal, TokenVerifier, authenticate, bearer_token
 from livegame.transport.codec import encode
-from livegame.transport.config import WebSocketConfig
+from livegame.transport.config import WebSocketConfig, origin_listed
 from livegame.transport.connection import CLOSE_INTERNAL_ERROR, Connection
 from livegame.transport.errors import (
     OriginNotAllowed,
@@ -82,9 +82,8 @@ class WebSocketEdge:
 
             origin = request.headers.get("Origin")
             allowed = self.config.allowed_origins
-            if origin is not None and allowed and "*" not in allowed:
-                if origin not in allowed:
-                    raise OriginNotAllowed(f"origin {origin[:100]!r} is not allowed")
+            if origin is not None and allowed and not origin_listed(allowed, origin):
+                raise OriginNotAllowed(f"origin {origin[:100]!r} is not allowed")
 
             if len(self.connections) >= self.config.max_connections:
                 raise Overloaded("too many connections; retry later")
