@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from livegame.actors.game.events import STATUSES
-from livegame.transport import inbound
+from livegame.transport import inbound, pgn
 
 Schema = dict[str, Any]
 
@@ -283,7 +283,15 @@ def _paths() -> dict[str, Schema]:
             **game,
             "get": _operation("The board, cheaply", (200, "Board"), _READ),
         },
-        "/api/games/{id}/pgn": {**game, "get": _pgn_operation()},
+        "/api/games/{id}/pgn": {
+            **game,
+            "get": _text_operation(
+                "The game as PGN",
+                pgn.MEDIA_TYPE,
+                "The game as PGN, with each mover's clock",
+                _READ,
+            ),
+        },
         "/api/games/{id}/moves": {
             **game,
             "get": _operation("The moves played", (200, "Moves"), _READ),
@@ -327,11 +335,19 @@ def _query(name: str, description: str, schema: Schema) -> Schema:
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
-def _pgn_operation() -> Schema:
-    operation = _operation("The game as PGN", (200, "Game"), _READ)
+def _text_operation(
+    summary: str,
+    media_type: str,
+    description: str,
+    errors: tuple[int, ...],
+    *,
+    public: bool = False,
+) -> Schema:
+    """An operation whose 200 answer is text of ``media_type``, not JSON."""
+    operation = _operation(summary, (200, "Health"), errors, public=public)
     operation["responses"]["200"] = {
-        "description": "The game as PGN, with each mover's clock",
-        "content": {"application/x-chess-pgn": {"schema": {"type": "string"}}},
+        "description": description,
+        "content": {media_type: {"schema": {"type": "string"}}},
     }
 
     return operation
@@ -345,11 +361,9 @@ def _ops_paths() -> dict[str, Schema]:
     ready["responses"]["503"]["headers"] = {
         "Retry-After": {"schema": {"type": "integer"}, "required": True}
     }
-    metrics = _operation("Prometheus metrics", (200, "Health"), (), public=True)
-    metrics["responses"]["200"] = {
-        "description": "Prometheus text format",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
-    }
+    metrics = _text_operation(
+        "Prometheus metrics", "text/plain", "Prometheus text format", (), public=True
+    )
     openapi = _operation("This document", (200, "Health"), (), public=True)
     openapi["responses"]["200"] = _json({"type": "object"}, "OpenAPI 3.1")
 
