@@ -37,6 +37,9 @@ from livegame.app.records import game_records
 from livegame.app.stats import summary_ms
 from livegame.transport.auth import mint_token
 
+# Seconds a player waits for a reply, or to see the opponent's move.
+REPLY_TIMEOUT = 30.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", help="base URL of a running node's HTTP API")
@@ -144,6 +147,10 @@ class Player:
         await self.socket.send(orjson.dumps(frame).decode())
         return future
 
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """Send ``frame``; return its ack or error, or raise TimeoutError."""
+        return await asyncio.wait_for(await self.send(frame), REPLY_TIMEOUT)
+
     async def close(self) -> None:
         self.reader.cancel()
         await self.socket.close()
@@ -227,27 +234,21 @@ class Load:
                 # A record may stop short of the end (a resignation, say), or
                 # the deadline cut it: resign, as a player would, so that no
                 # clock runs on in the node, and free the sockets' slots.
-                resigned = await asyncio.wait_for(
-                    await players[0].send(
-                        {"type": "resign", "game": game_id, "rid": "r"}
-                    ),
-                    30,
+                resigned = await players[0].request(
+                    {"type": "resign", "game": game_id, "rid": "r"}
                 )
                 refused = resigned.get("error", {}).get("code")
                 if refused not in (None, "game_over"):
                     self.figures.error(refused)
                 for player in players:
-                    await asyncio.wait_for(
-                        await player.send(
-                            {"type": "unsubscribe", "game": game_id, "rid": "u"}
-                        ),
-                        30,
+                    await player.request(
+                        {"type": "unsubscribe", "game": game_id, "rid": "u"}
                     )
         except (ConnectionError, websockets.ConnectionClosed) as error:
             print(f"seat {seat}: {error}", file=sys.stderr)
             self.figures.error("socket_closed")
         except TimeoutError:
-            print(f"seat {seat}: no reply within 30 s", file=sys.stderr)
+            print(f"seat {seat}: no reply within {REPLY_TIMEOUT:g} s", file=sys.stderr)
             self.figures.error("no_reply")
         finally:
             for player in players:
@@ -283,10 +284,9 @@ class Load:
         self, game_id: str, players: list[Player], record: tuple[str, ...]
     ) -> None:
         for player in players:
-            ack = await player.send(
+            reply = await player.request(
                 {"type": "subscribe", "game": game_id, "since": 0, "rid": "s"}
             )
-            reply = await asyncio.wait_for(ack, 30)
             if reply.get("type") == "error":
                 print(f"game {game_id}: subscribe refused: {reply}", file=sys.stderr)
                 self.figures.error(reply["error"]["code"])
@@ -299,17 +299,8 @@ class Load:
             seen = watcher.expect_move(ply + 1)
             t0 = time.perf_counter()
             rid = f"m{ply}"
-            reply = await asyncio.wait_for(
-                await mover.send(
-                    {
-                        "type": "move",
-                        "game": game_id,
-                        "uci": uci,
-                        "ply": ply,
-                        "rid": rid,
-                    }
-                ),
-                30,
+            reply = await mover.request(
+                {"type": "move", "game": game_id, "uci": uci, "ply": ply, "rid": rid}
             )
             acked = time.perf_counter()
             if reply.get("type") == "error":
@@ -317,7 +308,7 @@ class Load:
                 watcher.moves.pop(ply + 1, None)
                 return
             try:
-                seen_at = await asyncio.wait_for(seen, 30)
+                seen_at = await asyncio.wait_for(seen, REPLY_TIMEOUT)
             except TimeoutError:
                 print(f"game {game_id}: ply {ply + 1} unseen", file=sys.stderr)
                 self.figures.error("move_unseen")
