@@ -154,7 +154,7 @@ class EventProducer:
         except StorageError as exc:
             # Rows not handed to the producer fail; those handed over are
             # still awaited below, so none is left behind in flight.
-            for index in batches.unsent(len(rows)):
+            for index in batches.unsent():
                 outcomes[index] = exc
                 metrics.record_kafka_publish(rows[index].type, ok=False, seconds=0.0)
                 _end_span(batches.spans.pop(index, None), exc)
@@ -296,10 +296,10 @@ class _Batches:
         for partition in list(self._open):
             await self._submit(partition)
 
-    def unsent(self, rows: int) -> list[int]:
-        """The rows of ``rows`` not in a batch handed over."""
+    def unsent(self) -> list[int]:
+        """The rows not in a batch handed over."""
         sent = {index for _, indexes in self.sent for index in indexes}
-        return [index for index in range(rows) if index not in sent]
+        return [index for index in range(len(self._rows)) if index not in sent]
 
 
 def _end_span(published: Span | None, error: BaseException | None) -> None:
