@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,7 +29,12 @@ import pytest
 import redis
 import redis.asyncio
 
-from livegame.app.embedded import EmbeddedServer, kafka_server, postgres_server
+from livegame.app.embedded import (
+    EmbeddedServer,
+    accepts,
+    kafka_server,
+    postgres_server,
+)
 from livegame.app.embedded import redis_server as embedded_redis_server
 from livegame.persistence.migrate import migrate
 
@@ -45,11 +49,7 @@ def anyio_backend() -> str:
 
 
 def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return accepts(port, timeout=1.0)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import aiohttp
 import pytest
 from node_helpers import eventually, node_environment
 
-from livegame.app.embedded import free_port
+from livegame.app.embedded import accepts, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -21,11 +20,7 @@ FOOLS_MATE = [("alice", "f2f3"), ("bob", "e7e5"), ("alice", "g2g4"), ("bob", "d8
 
 
 def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return accepts(port, timeout=1.0)
 
 
 def banner_ports(banner: str) -> list[int]:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import asyncpg
 import pytest
 import redis
 
-from livegame.app.embedded import embedded_services, kafka_server, redis_server
+from livegame.app.embedded import (
+    accepts,
+    embedded_services,
+    kafka_server,
+    redis_server,
+)
 
 
 def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return accepts(port, timeout=1.0)
 
 
 @pytest.mark.slow

@@ -192,9 +192,10 @@ def _dies_with_parent(stop_signal: int) -> Callable[[], None] | None:
     return hook
 
 
-def _accepts(port: int) -> bool:
+def accepts(port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``port`` of loopback."""
     try:
-        with socket.create_connection((HOST, port), timeout=0.5):
+        with socket.create_connection((HOST, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -325,7 +326,7 @@ def kafka_server(folder: Path, port: int | None = None) -> EmbeddedServer:
     command += ["--storage-engine", "memory://tansu/"]
 
     return EmbeddedServer(
-        "kafka", command, data, port, f"{HOST}:{port}", lambda: _accepts(port)
+        "kafka", command, data, port, f"{HOST}:{port}", lambda: accepts(port)
     )
 
 
