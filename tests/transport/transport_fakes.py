@@ -103,22 +103,24 @@ class FakeGame:
         return "white" if self.board.turn == chess.WHITE else "black"
 
     def summary(self) -> GameSummary:
-        clock = self.clock_view()
+        """The game as a listing shows it: its view, less moves and clock state."""
+        view = self.view()
+        clock = view.clock
         return GameSummary(
-            id=self.id,
-            white=self.white,
-            black=self.black,
-            status=self.status,
-            winner=self.winner,
-            reason=self.reason,
-            fen=self.board.fen(),
-            ply=len(self.moves),
+            id=view.id,
+            white=view.white,
+            black=view.black,
+            status=view.status,
+            winner=view.winner,
+            reason=view.reason,
+            fen=view.fen,
+            ply=view.ply,
             white_ms=None if clock is None else clock.white_ms,
             black_ms=None if clock is None else clock.black_ms,
-            initial_ms=None if self.clock is None else self.clock[0] * 1000,
+            initial_ms=view.initial_ms,
             increment_ms=0 if clock is None else clock.increment_ms,
-            created_at_ms=START_MS,
-            updated_at_ms=START_MS + self.seq,
+            created_at_ms=view.created_at_ms,
+            updated_at_ms=view.updated_at_ms,
         )
 
     def view(self) -> GameView:
